@@ -1,0 +1,389 @@
+package emailotp
+
+import (
+	"strconv"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
+	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+)
+
+func init() {
+	httpcaddyfile.RegisterHandlerDirective("email_otp", parseCaddyfile)
+	// Before basic_auth and the other gates: the token endpoint must stay
+	// reachable on a site whose other routes are protected.
+	httpcaddyfile.RegisterDirectiveOrder("email_otp", httpcaddyfile.Before, "basic_auth")
+}
+
+func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
+	m := new(Handler)
+	if err := m.UnmarshalCaddyfile(h.Dispenser); err != nil {
+		return nil, err
+	}
+	return m, nil
+}
+
+// UnmarshalCaddyfile sets up the handler from Caddyfile tokens. Syntax:
+//
+//	email_otp {
+//		token_path       <path>
+//		issuer           <url>
+//		grant_type       <uri>
+//		method           <name>
+//		otp_timeout      <duration>
+//		code_length      <6-12>
+//		max_attempts     <n>
+//		token_lifetime   <duration>
+//		signing_alg      RS256|ES256|EdDSA
+//		signing_key_file <pem file>
+//		ledger           memory|storage
+//		limit            address|client|user_ip <count> <window> | off
+//		limit            max_keys <n>
+//		smtp [<host>] {
+//			host        <host>
+//			port        <port>
+//			tls         starttls|tls|none
+//			ca_file     <pem file>
+//			server_name <name>
+//			username    <user>
+//			password    <password>
+//			from        <address>
+//			timeout     <duration>
+//		}
+//		template {
+//			subject   <text>
+//			body      <text with {0}>
+//			html_file <file>
+//			locale <tag> <subject> <body> [<html_file>]
+//			locale <tag> {
+//				subject|body|html_file <value>
+//			}
+//		}
+//		client <id> [<secret>] {
+//			secret           <secret>
+//			allow_domains    <domain>...
+//			claim            <name> <value>
+//			request_template allow|deny
+//			user_ip_param    <parameter name>
+//		}
+//	}
+func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
+	d.Next() // directive name
+	if d.NextArg() {
+		return d.ArgErr()
+	}
+	for d.NextBlock(0) {
+		var err error
+		switch d.Val() {
+		case "token_path":
+			err = oneArg(d, &h.TokenPath)
+		case "issuer":
+			err = oneArg(d, &h.Issuer)
+		case "grant_type":
+			err = oneArg(d, &h.GrantType)
+		case "method":
+			err = oneArg(d, &h.Method)
+		case "otp_timeout":
+			err = durationArg(d, &h.OTPTimeout)
+		case "token_lifetime":
+			err = durationArg(d, &h.TokenLifetime)
+		case "code_length":
+			err = intArg(d, &h.CodeLength)
+		case "max_attempts":
+			err = intArg(d, &h.MaxAttempts)
+		case "signing_alg":
+			err = oneArg(d, &h.SigningAlg)
+		case "signing_key_file":
+			err = oneArg(d, &h.SigningKeyFile)
+		case "ledger":
+			err = oneArg(d, &h.Ledger)
+		case "limit":
+			err = h.unmarshalLimit(d)
+		case "smtp":
+			if h.SMTP != nil {
+				return d.Err("smtp: block given twice")
+			}
+			h.SMTP = new(SMTPConfig)
+			err = h.SMTP.unmarshal(d)
+		case "template":
+			if h.Template == nil {
+				h.Template = new(Template)
+			}
+			err = h.Template.unmarshal(d)
+		case "client":
+			c := new(Client)
+			err = c.unmarshal(d)
+			h.Clients = append(h.Clients, c)
+		default:
+			return d.Errf("email_otp: unknown subdirective %q", d.Val())
+		}
+		if err != nil {
+			return err
+		}
+	}
+	// Check now, so `caddy adapt` and `caddy validate` name the problem
+	// with its line, not only a later Provision.
+	check := *h
+	check.fillDefaults()
+	if err := check.Validate(); err != nil {
+		return d.Errf("email_otp: %v", err)
+	}
+	return nil
+}
+
+func (h *Handler) unmarshalLimit(d *caddyfile.Dispenser) error {
+	args := d.RemainingArgs()
+	if len(args) < 2 {
+		return d.Errf("limit: want <address|client|user_ip> <count> <window>, or <scope> off, or max_keys <n>")
+	}
+	if h.Limits == nil {
+		h.Limits = new(RateLimits)
+	}
+	if args[0] == "max_keys" {
+		n, err := strconv.Atoi(args[1])
+		if err != nil || n <= 0 || len(args) != 2 {
+			return d.Errf("limit max_keys: want a positive integer, got %q", args[1])
+		}
+		h.Limits.MaxKeys = n
+		return nil
+	}
+	var l *Limit
+	if args[1] == "off" && len(args) == 2 {
+		l = &Limit{Count: -1}
+	} else {
+		if len(args) != 3 {
+			return d.Errf("limit %s: want <count> <window> or off", args[0])
+		}
+		n, err := strconv.Atoi(args[1])
+		if err != nil || n <= 0 {
+			return d.Errf("limit %s: count %q must be a positive integer", args[0], args[1])
+		}
+		w, err := caddy.ParseDuration(args[2])
+		if err != nil || w <= 0 {
+			return d.Errf("limit %s: window %q must be a positive duration", args[0], args[2])
+		}
+		l = &Limit{Count: n, Window: caddy.Duration(w)}
+	}
+	switch args[0] {
+	case "address":
+		h.Limits.PerAddress = l
+	case "client":
+		h.Limits.PerClient = l
+	case "user_ip":
+		h.Limits.PerUserIP = l
+	default:
+		return d.Errf("limit: unknown scope %q (want address, client, user_ip or max_keys)", args[0])
+	}
+	return nil
+}
+
+func (s *SMTPConfig) unmarshal(d *caddyfile.Dispenser) error {
+	if d.NextArg() {
+		s.Host = d.Val()
+		if d.NextArg() {
+			return d.ArgErr()
+		}
+	}
+	for nesting := d.Nesting(); d.NextBlock(nesting); {
+		var err error
+		switch d.Val() {
+		case "host":
+			err = oneArg(d, &s.Host)
+		case "port":
+			err = intArg(d, &s.Port)
+		case "tls":
+			err = oneArg(d, &s.TLS)
+			if err == nil && s.TLS != "starttls" && s.TLS != "tls" && s.TLS != "none" {
+				return d.Errf("smtp: tls %q: want starttls, tls or none", s.TLS)
+			}
+		case "ca_file":
+			err = oneArg(d, &s.CAFile)
+		case "server_name":
+			err = oneArg(d, &s.ServerName)
+		case "username":
+			err = oneArg(d, &s.Username)
+		case "password":
+			err = oneArg(d, &s.Password)
+		case "from":
+			err = oneArg(d, &s.From)
+		case "timeout":
+			err = durationArg(d, &s.Timeout)
+		default:
+			return d.Errf("smtp: unknown subdirective %q", d.Val())
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (t *Template) unmarshal(d *caddyfile.Dispenser) error {
+	if d.NextArg() {
+		return d.ArgErr()
+	}
+	for nesting := d.Nesting(); d.NextBlock(nesting); {
+		var err error
+		switch d.Val() {
+		case "subject":
+			err = oneArg(d, &t.Subject)
+		case "body":
+			err = oneArg(d, &t.Body)
+		case "html_file":
+			err = oneArg(d, &t.HTMLFile)
+		case "locale":
+			err = t.unmarshalLocale(d)
+		default:
+			return d.Errf("template: unknown subdirective %q", d.Val())
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (t *Template) unmarshalLocale(d *caddyfile.Dispenser) error {
+	if !d.NextArg() {
+		return d.Errf("template locale: want a language tag")
+	}
+	tag := d.Val()
+	if t.Locales == nil {
+		t.Locales = make(map[string]*Template)
+	}
+	if _, dup := t.Locales[tag]; dup {
+		return d.Errf("template locale %q: given twice", tag)
+	}
+	lt := new(Template)
+	t.Locales[tag] = lt
+	args := d.RemainingArgs()
+	switch len(args) {
+	case 0:
+		for nesting := d.Nesting(); d.NextBlock(nesting); {
+			var err error
+			switch d.Val() {
+			case "subject":
+				err = oneArg(d, &lt.Subject)
+			case "body":
+				err = oneArg(d, &lt.Body)
+			case "html_file":
+				err = oneArg(d, &lt.HTMLFile)
+			default:
+				return d.Errf("template locale %s: unknown subdirective %q", tag, d.Val())
+			}
+			if err != nil {
+				return err
+			}
+		}
+	case 2, 3:
+		lt.Subject, lt.Body = args[0], args[1]
+		if len(args) == 3 {
+			lt.HTMLFile = args[2]
+		}
+	default:
+		return d.Errf("template locale %s: want <subject> <body> [<html_file>] or a block", tag)
+	}
+	if lt.Subject == "" && lt.Body == "" && lt.HTMLFile == "" {
+		return d.Errf("template locale %s: empty", tag)
+	}
+	return nil
+}
+
+func (c *Client) unmarshal(d *caddyfile.Dispenser) error {
+	args := d.RemainingArgs()
+	switch len(args) {
+	case 1:
+		c.ID = args[0]
+	case 2:
+		c.ID, c.Secret = args[0], args[1]
+	default:
+		return d.Errf("client: want <id> [<secret>]")
+	}
+	for nesting := d.Nesting(); d.NextBlock(nesting); {
+		var err error
+		switch d.Val() {
+		case "secret":
+			err = oneArg(d, &c.Secret)
+		case "allow_domains":
+			doms := d.RemainingArgs()
+			if len(doms) == 0 {
+				return d.Errf("client %s: allow_domains needs at least one domain", c.ID)
+			}
+			c.AllowDomains = append(c.AllowDomains, doms...)
+		case "claim":
+			kv := d.RemainingArgs()
+			if len(kv) != 2 {
+				return d.Errf("client %s: claim wants <name> <value>", c.ID)
+			}
+			if c.Claims == nil {
+				c.Claims = make(map[string]string)
+			}
+			c.Claims[kv[0]] = kv[1]
+		case "request_template":
+			var v string
+			if err = oneArg(d, &v); err == nil {
+				switch v {
+				case "allow":
+					c.DenyRequestTemplate = false
+				case "deny":
+					c.DenyRequestTemplate = true
+				default:
+					return d.Errf("client %s: request_template %q: want allow or deny", c.ID, v)
+				}
+			}
+		case "user_ip_param":
+			err = oneArg(d, &c.PassUserIPParam)
+		default:
+			return d.Errf("client %s: unknown subdirective %q", c.ID, d.Val())
+		}
+		if err != nil {
+			return err
+		}
+	}
+	if c.Secret == "" {
+		return d.Errf("client %s: secret is required", c.ID)
+	}
+	return nil
+}
+
+// oneArg reads exactly one argument of the current subdirective.
+func oneArg(d *caddyfile.Dispenser, dst *string) error {
+	name := d.Val()
+	if !d.NextArg() {
+		return d.Errf("%s: want one value", name)
+	}
+	*dst = d.Val()
+	if d.NextArg() {
+		return d.Errf("%s: want one value, got more", name)
+	}
+	return nil
+}
+
+func intArg(d *caddyfile.Dispenser, dst *int) error {
+	name := d.Val()
+	var s string
+	if err := oneArg(d, &s); err != nil {
+		return err
+	}
+	n, err := strconv.Atoi(s)
+	if err != nil {
+		return d.Errf("%s: %q is not an integer", name, s)
+	}
+	*dst = n
+	return nil
+}
+
+func durationArg(d *caddyfile.Dispenser, dst *caddy.Duration) error {
+	name := d.Val()
+	var s string
+	if err := oneArg(d, &s); err != nil {
+		return err
+	}
+	v, err := caddy.ParseDuration(s)
+	if err != nil {
+		return d.Errf("%s: %q is not a duration: %v", name, s, err)
+	}
+	*dst = caddy.Duration(v)
+	return nil
+}

@@ -1,0 +1,119 @@
+package emailotp
+
+import (
+	"crypto/sha256"
+	"crypto/subtle"
+	"fmt"
+	"strings"
+
+	"github.com/caddyserver/caddy/v2"
+	"golang.org/x/net/idna"
+)
+
+// Client is an application allowed to use the grant.
+type Client struct {
+	// ID is the client_id. Required.
+	ID string `json:"id,omitempty"`
+
+	// Secret is the client_secret. Placeholders such as {env.APP_SECRET} or
+	// {file./run/secrets/app} are resolved once at provision. Required.
+	Secret string `json:"secret,omitempty"`
+
+	// AllowDomains restricts the addresses this client may verify to these
+	// domains (exact match, case-insensitive; IDN allowed). "*" or an empty
+	// list allows any domain.
+	AllowDomains []string `json:"allow_domains,omitempty"`
+
+	// Claims are static claims added to every id_token of this client (the
+	// authorization policy). They may not replace a claim the grant sets.
+	Claims map[string]string `json:"claims,omitempty"`
+
+	// DenyRequestTemplate refuses a request-supplied mail title and body
+	// (x_globalsign_iam_otp_title / _body), so this client's mails always use
+	// the configured templates. Default: false (allowed, as Ubisecure does).
+	DenyRequestTemplate bool `json:"deny_request_template,omitempty"`
+
+	// PassUserIPParam names a request parameter in which this client passes
+	// the end user's IP address, so per-IP limits apply to the person rather
+	// than to the application's server. Only set it for clients you trust.
+	// Default: empty (the end user's IP is unknown).
+	PassUserIPParam string `json:"pass_user_ip_param,omitempty"`
+
+	secretHash [32]byte
+	domains    map[string]bool
+}
+
+// reservedClaims are set by the grant and cannot be configured per client.
+var reservedClaims = map[string]bool{
+	"iss": true, "sub": true, "aud": true, "exp": true, "iat": true, "nbf": true, "jti": true,
+	"auth_time": true, "amr": true, "azp": true, "session_index": true, "email": true,
+	"email_verified": true, "nonce": true, "client_id": true, "scope": true,
+}
+
+func (c *Client) validate() error {
+	if c.ID == "" || len(c.ID) > 255 || strings.ContainsAny(c.ID, " \t\r\n:") {
+		return fmt.Errorf("client %q: id must be 1-255 characters without spaces or colons", c.ID)
+	}
+	if c.Secret == "" {
+		return fmt.Errorf("client %q: secret is required", c.ID)
+	}
+	for k := range c.Claims {
+		if reservedClaims[k] || strings.HasSuffix(k, ".grant_type") {
+			return fmt.Errorf("client %q: claim %q is set by the grant and cannot be configured", c.ID, k)
+		}
+	}
+	for _, d := range c.AllowDomains {
+		if d == "*" {
+			continue
+		}
+		if _, err := idna.Lookup.ToASCII(d); err != nil || d == "" {
+			return fmt.Errorf("client %q: allow_domains: %q is not a domain name", c.ID, d)
+		}
+	}
+	return nil
+}
+
+// provision resolves the secret's placeholders once and indexes the domains.
+func (c *Client) provision(repl *caddy.Replacer) error {
+	secret := repl.ReplaceAll(c.Secret, "")
+	if secret == "" {
+		return fmt.Errorf("client %q: secret %q resolved to an empty value", c.ID, c.Secret)
+	}
+	c.secretHash = sha256.Sum256([]byte(secret))
+	c.domains = nil
+	for _, d := range c.AllowDomains {
+		if d == "*" {
+			c.domains = nil
+			break
+		}
+		a, _ := idna.Lookup.ToASCII(d)
+		if c.domains == nil {
+			c.domains = make(map[string]bool)
+		}
+		c.domains[strings.ToLower(a)] = true
+	}
+	return nil
+}
+
+// allows reports whether the client may verify addresses of this domain
+// (already lower-cased and IDNA-encoded).
+func (c *Client) allows(domain string) bool {
+	return c.domains == nil || c.domains[domain]
+}
+
+// unknownClient is compared against when the client_id is unknown, so an
+// unknown client costs the same time as a wrong secret (as caddyauth's
+// basicauth does with its fake hash).
+var unknownClient = &Client{secretHash: sha256.Sum256([]byte("email_otp unknown client"))}
+
+// authenticate returns the client if the secret matches, in time independent
+// of whether the client exists.
+func (h *Handler) authenticate(id, secret string) (*Client, bool) {
+	c, known := h.clients[id]
+	if !known {
+		c = unknownClient
+	}
+	sum := sha256.Sum256([]byte(secret))
+	ok := subtle.ConstantTimeCompare(sum[:], c.secretHash[:]) == 1
+	return c, ok && known
+}

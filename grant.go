@@ -1,0 +1,465 @@
+package emailotp
+
+import (
+	"bytes"
+	"fmt"
+	"io"
+	"mime"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+)
+
+// Request parameters of the smtp-otp grant, as Ubisecure SSO names them.
+const (
+	paramTitle     = "x_globalsign_iam_otp_title"
+	paramBody      = "x_globalsign_iam_otp_body"
+	paramReference = "x_globalsign_iam_reference_id"
+	paramCode      = "x_globalsign_iam_otp_code"
+	maxBodyBytes   = 16 << 10
+)
+
+// oauthError is an RFC 6749 §5.2 error answer.
+type oauthError struct {
+	status      int
+	Code        string         `json:"error"`
+	Description string         `json:"error_description,omitempty"`
+	Challenge   *challengeJSON `json:"x_globalsign_iam_challenge,omitempty"`
+	retryAfter  time.Duration
+	basic       bool // answer WWW-Authenticate: Basic
+}
+
+type challengeJSON struct {
+	Reference string `json:"reference"`
+}
+
+func errInvalidRequest(format string, a ...any) *oauthError {
+	return &oauthError{status: http.StatusBadRequest, Code: "invalid_request", Description: fmt.Sprintf(format, a...)}
+}
+
+func errInvalidGrant(desc string) *oauthError {
+	return &oauthError{status: http.StatusBadRequest, Code: "invalid_grant", Description: desc}
+}
+
+func errUnavailable(desc string, retry time.Duration) *oauthError {
+	return &oauthError{status: http.StatusServiceUnavailable, Code: "temporarily_unavailable", Description: desc, retryAfter: retry}
+}
+
+// Descriptions the clients of Ubisecure SSO look for.
+const (
+	descOTPInvalid = "OTP Invalid"
+	descOTPExpired = "OTP Expired"
+)
+
+func writeError(w http.ResponseWriter, e *oauthError) {
+	h := w.Header()
+	h.Set("Cache-Control", "no-store")
+	h.Set("Pragma", "no-cache")
+	if e.basic {
+		h.Set("WWW-Authenticate", `Basic realm="email_otp", charset="UTF-8"`)
+	}
+	if e.retryAfter > 0 {
+		h.Set("Retry-After", strconv.Itoa(int((e.retryAfter+time.Second-1)/time.Second)))
+	}
+	writeJSON(w, e.status, e)
+}
+
+func writeNoStore(w http.ResponseWriter, v any) {
+	w.Header().Set("Cache-Control", "no-store")
+	w.Header().Set("Pragma", "no-cache")
+	writeJSON(w, http.StatusOK, v)
+}
+
+// tokenRequest is a parsed request of this grant.
+type tokenRequest struct {
+	form   url.Values
+	client *Client
+}
+
+// get returns a single-valued parameter; duplicates were refused earlier.
+func (t *tokenRequest) get(name string) string {
+	if v := t.form[name]; len(v) > 0 {
+		return v[0]
+	}
+	return ""
+}
+
+// serveToken answers a POST to the token path if it names this grant and
+// reports whether it did; otherwise the body is restored for next.
+func (h *Handler) serveToken(w http.ResponseWriter, r *http.Request) bool {
+	form, oerr, ours := h.readForm(r)
+	if !ours {
+		return false
+	}
+	if oerr == nil {
+		var req *tokenRequest
+		if req, oerr = h.parseRequest(r, form); oerr == nil {
+			if req.form.Has(paramReference) || req.form.Has(paramCode) {
+				oerr = h.validate(w, r, req)
+			} else {
+				oerr = h.initiate(w, r, req)
+			}
+		}
+	}
+	if oerr != nil {
+		writeError(w, oerr)
+	}
+	return true
+}
+
+// readForm reads at most maxBodyBytes of the body and decides whether the
+// request is ours: its grant_type is this grant. The body is always put back,
+// unread, for the next handler.
+func (h *Handler) readForm(r *http.Request) (url.Values, *oauthError, bool) {
+	buf, err := io.ReadAll(io.LimitReader(r.Body, maxBodyBytes+1))
+	r.Body = struct {
+		io.Reader
+		io.Closer
+	}{io.MultiReader(bytes.NewReader(buf), r.Body), r.Body}
+	if err != nil {
+		return nil, nil, false
+	}
+	form, perr := url.ParseQuery(string(buf))
+	ours := false
+	for _, g := range form["grant_type"] {
+		if g == h.GrantType {
+			ours = true
+		}
+	}
+	if !ours {
+		return nil, nil, false
+	}
+	mt, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
+	switch {
+	case len(buf) > maxBodyBytes:
+		return nil, errInvalidRequest("request body larger than %d bytes", maxBodyBytes), true
+	case mt != "application/x-www-form-urlencoded":
+		return nil, errInvalidRequest("Content-Type must be application/x-www-form-urlencoded"), true
+	case perr != nil:
+		return nil, errInvalidRequest("request body is not a valid form"), true
+	}
+	return form, nil, true
+}
+
+// parseRequest refuses duplicated parameters, checks encoding and scope, and
+// authenticates the client (RFC 6749 §2.3.1: Basic or body, never both).
+func (h *Handler) parseRequest(r *http.Request, form url.Values) (*tokenRequest, *oauthError) {
+	for k, v := range form {
+		if len(v) > 1 {
+			return nil, errInvalidRequest("parameter %s is repeated", k)
+		}
+		if !utf8.ValidString(v[0]) || !utf8.ValidString(k) {
+			return nil, errInvalidRequest("parameter %s is not UTF-8", k)
+		}
+	}
+	req := &tokenRequest{form: form}
+	id, secret := req.get("client_id"), req.get("client_secret")
+	basicID, basicSecret, basic, bad := basicAuth(r)
+	switch {
+	case bad:
+		return nil, &oauthError{status: http.StatusUnauthorized, Code: "invalid_client", Description: "malformed Basic credentials", basic: true}
+	case basic && form.Has("client_secret"):
+		return nil, errInvalidRequest("client authenticated both by HTTP Basic and in the body")
+	case basic && form.Has("client_id") && id != basicID:
+		return nil, errInvalidRequest("client_id differs from the HTTP Basic user")
+	case basic:
+		id, secret = basicID, basicSecret
+	case id == "":
+		return nil, &oauthError{status: http.StatusUnauthorized, Code: "invalid_client", Description: "client authentication required", basic: true}
+	}
+	c, ok := h.authenticate(id, secret)
+	if !ok {
+		return nil, &oauthError{status: http.StatusUnauthorized, Code: "invalid_client", Description: "client authentication failed", basic: basic}
+	}
+	req.client = c
+	scope := req.get("scope")
+	if !hasScope(scope, "openid") {
+		return nil, &oauthError{status: http.StatusBadRequest, Code: "invalid_scope", Description: "scope must include openid"}
+	}
+	return req, nil
+}
+
+// basicAuth reads RFC 6749 §2.3.1 credentials: Basic, each part
+// form-urlencoded before base64. bad is set when a Basic header is present
+// but unusable.
+func basicAuth(r *http.Request) (id, secret string, ok, bad bool) {
+	hdr := r.Header.Values("Authorization")
+	if len(hdr) == 0 {
+		return "", "", false, false
+	}
+	if len(hdr) > 1 {
+		return "", "", false, true
+	}
+	scheme, _, _ := strings.Cut(hdr[0], " ")
+	if !strings.EqualFold(scheme, "Basic") {
+		return "", "", false, false
+	}
+	u, p, ok := r.BasicAuth()
+	if !ok {
+		return "", "", false, true
+	}
+	var err1, err2 error
+	id, err1 = url.QueryUnescape(u)
+	secret, err2 = url.QueryUnescape(p)
+	if err1 != nil || err2 != nil || id == "" {
+		return "", "", false, true
+	}
+	return id, secret, true, false
+}
+
+func hasScope(scope, want string) bool {
+	for _, s := range strings.Fields(scope) {
+		if s == want {
+			return true
+		}
+	}
+	return false
+}
+
+// grantedScope keeps the requested scopes this server knows.
+func (h *Handler) grantedScope(scope string) string {
+	var out []string
+	for _, s := range strings.Fields(scope) {
+		for _, k := range h.scopes {
+			if s == k && !hasScope(strings.Join(out, " "), s) {
+				out = append(out, s)
+			}
+		}
+	}
+	return strings.Join(out, " ")
+}
+
+// initiate mails a code and answers the first reference of the chain.
+func (h *Handler) initiate(w http.ResponseWriter, r *http.Request, req *tokenRequest) *oauthError {
+	c := req.client
+	username := req.get("username")
+	if username == "" {
+		return errInvalidRequest("username is required")
+	}
+	addr, err := parseAddress(username)
+	if err != nil {
+		return errInvalidRequest("%s", err)
+	}
+	if !c.allows(addr.Domain) {
+		return &oauthError{status: http.StatusBadRequest, Code: "unauthorized_client", Description: "client may not verify addresses of this domain"}
+	}
+	title, body := req.get(paramTitle), req.get(paramBody)
+	if (title != "" || body != "") && c.DenyRequestTemplate {
+		return &oauthError{status: http.StatusBadRequest, Code: "unauthorized_client", Description: "client may not set the mail title or body"}
+	}
+	if oerr := checkTitleBody(title, body, req.form); oerr != nil {
+		return oerr
+	}
+	nonce := req.get("nonce")
+	if len(nonce) > maxFieldLen {
+		return errInvalidRequest("nonce longer than %d bytes", maxFieldLen)
+	}
+	userIP, oerr := h.userIP(r, req)
+	if oerr != nil {
+		return oerr
+	}
+	if scope, oerr := h.limiter.allow(c.ID, addr.key(), userIP); oerr != nil {
+		h.metrics.rateLimited(c.ID, scope)
+		h.logChallenge(c.ID, addr, "", "rate_limited", nil)
+		return oerr
+	}
+
+	code := newCode(h.CodeLength)
+	t := now()
+	ch := h.refs.newChallenge(c.ID, addr.String(), nonce, code, t, time.Duration(h.OTPTimeout))
+	out, err := h.tmpl.pick(req.get("ui_locales")).render(addr.String(), code, title, body)
+	if err != nil {
+		h.logChallenge(c.ID, addr, ch.logID(), "template_error", err)
+		return errUnavailable("the mail could not be rendered", time.Minute)
+	}
+	start := time.Now()
+	err = h.mailer.send(r.Context(), out)
+	h.metrics.sent(c.ID, time.Since(start), err)
+	if err != nil {
+		oerr := classifySendError(err)
+		h.logChallenge(c.ID, addr, ch.logID(), "smtp_failed", err)
+		return oerr
+	}
+	h.metrics.challenge(c.ID)
+	h.logChallenge(c.ID, addr, ch.logID(), "sent", nil)
+	writeNoStore(w, struct {
+		Challenge challengeJSON `json:"x_globalsign_iam_challenge"`
+	}{challengeJSON{Reference: h.refs.seal(ch)}})
+	return nil
+}
+
+// checkTitleBody refuses request-supplied mail text that could break the
+// message or lose the code.
+func checkTitleBody(title, body string, form url.Values) *oauthError {
+	if form.Has(paramTitle) && title == "" {
+		return errInvalidRequest("%s is empty", paramTitle)
+	}
+	if form.Has(paramBody) && body == "" {
+		return errInvalidRequest("%s is empty", paramBody)
+	}
+	if strings.ContainsAny(title, "\r\n") || strings.ContainsFunc(title, isControl) {
+		return errInvalidRequest("%s must be one line without control characters", paramTitle)
+	}
+	if utf8.RuneCountInString(title) > maxTitleLength {
+		return errInvalidRequest("%s longer than %d characters", paramTitle, maxTitleLength)
+	}
+	if body != "" && !strings.Contains(body, codePlaceholder) {
+		return errInvalidRequest("%s must contain {0} where the code goes", paramBody)
+	}
+	if len(body) > maxBodyLength {
+		return errInvalidRequest("%s longer than %d bytes", paramBody, maxBodyLength)
+	}
+	return nil
+}
+
+func isControl(r rune) bool { return r < 0x20 || r == 0x7f }
+
+// validate consumes the reference and trades a right code for tokens. Checks
+// that do not involve the code (client, address, expiry) come first and do not
+// consume the reference: a request that cannot be an attempt costs nothing.
+func (h *Handler) validate(w http.ResponseWriter, r *http.Request, req *tokenRequest) *oauthError {
+	ref, code := req.get(paramReference), req.get(paramCode)
+	if ref == "" {
+		return errInvalidRequest("%s is required", paramReference)
+	}
+	if code == "" {
+		return errInvalidRequest("%s is required", paramCode)
+	}
+	if !isDigits(code) || len(code) < 6 || len(code) > 12 {
+		return errInvalidRequest("%s must be 6 to 12 digits", paramCode)
+	}
+	c := req.client
+	ch, err := h.refs.open(ref)
+	if err != nil {
+		h.logValidation(c.ID, nil, "bad_reference")
+		h.metrics.validated(c.ID, "bad_reference")
+		return errInvalidGrant("reference is invalid")
+	}
+	if ch.ClientID != c.ID {
+		h.logValidation(c.ID, ch, "wrong_client")
+		h.metrics.validated(c.ID, "wrong_client")
+		return errInvalidGrant("reference was issued to another client")
+	}
+	if u := req.get("username"); u != "" {
+		a, err := parseAddress(u)
+		if err != nil || !strings.EqualFold(a.String(), ch.Address) {
+			return errInvalidGrant("username does not match the reference")
+		}
+	}
+	t := now()
+	if !t.Before(ch.Expires) {
+		h.logValidation(c.ID, ch, "expired")
+		h.metrics.validated(c.ID, "expired")
+		return errInvalidGrant(descOTPExpired)
+	}
+	if ch.Attempt >= h.MaxAttempts {
+		h.logValidation(c.ID, ch, "exhausted")
+		h.metrics.validated(c.ID, "exhausted")
+		return errInvalidGrant("too many attempts")
+	}
+	first, err := h.ledger.consume(r.Context(), ch.ledgerKey(), ch.Expires)
+	if err != nil {
+		h.logger.Error("ledger unavailable", zap.String("client", c.ID), zap.String("challenge", ch.logID()), zap.Error(err))
+		return errUnavailable("the reference could not be checked", 5*time.Second)
+	}
+	if !first {
+		h.logValidation(c.ID, ch, "replayed")
+		h.metrics.validated(c.ID, "replayed")
+		return errInvalidGrant("reference was already used")
+	}
+	if !h.refs.checkCode(ch, code) {
+		next := *ch
+		next.Attempt++
+		if next.Attempt >= h.MaxAttempts {
+			h.logValidation(c.ID, ch, "exhausted")
+			h.metrics.validated(c.ID, "exhausted")
+			return errInvalidGrant(descOTPInvalid)
+		}
+		h.logValidation(c.ID, ch, "invalid_code")
+		h.metrics.validated(c.ID, "invalid_code")
+		e := errInvalidGrant(descOTPInvalid)
+		e.Challenge = &challengeJSON{Reference: h.refs.seal(&next)}
+		return e
+	}
+	nonce := req.get("nonce")
+	if nonce == "" {
+		nonce = ch.Nonce
+	}
+	if len(nonce) > maxFieldLen {
+		return errInvalidRequest("nonce longer than %d bytes", maxFieldLen)
+	}
+	resp, err := h.mint(grantResult{
+		issuer:   h.issuer(r),
+		client:   c,
+		address:  ch.Address,
+		scope:    h.grantedScope(req.get("scope")),
+		nonce:    nonce,
+		authTime: t,
+	})
+	if err != nil {
+		h.logger.Error("signing tokens failed", zap.String("client", c.ID), zap.Error(err))
+		return errUnavailable("tokens could not be signed", 5*time.Second)
+	}
+	h.logValidation(c.ID, ch, "ok")
+	h.metrics.validated(c.ID, "ok")
+	writeNoStore(w, resp)
+	return nil
+}
+
+func isDigits(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] < '0' || s[i] > '9' {
+			return false
+		}
+	}
+	return true
+}
+
+// logChallenge writes the one line of an initiate request. It carries the
+// client, a masked address and the challenge id prefix, never the code, the
+// reference or a secret.
+func (h *Handler) logChallenge(client string, addr address, id, outcome string, err error) {
+	lvl := zapcore.InfoLevel
+	if err != nil {
+		lvl = zapcore.WarnLevel
+	}
+	if ce := h.logger.Check(lvl, "otp challenge"); ce != nil {
+		fields := []zap.Field{zap.String("client", client), zap.String("address", addr.masked()),
+			zap.String("challenge", id), zap.String("outcome", outcome)}
+		if err != nil {
+			fields = append(fields, zap.String("reason", sanitizeError(err, addr)))
+		}
+		ce.Write(fields...)
+	}
+}
+
+// logValidation writes the one line of a validate request.
+func (h *Handler) logValidation(client string, ch *challenge, outcome string) {
+	if ce := h.logger.Check(zapcore.InfoLevel, "otp validation"); ce != nil {
+		fields := []zap.Field{zap.String("client", client), zap.String("outcome", outcome)}
+		if ch != nil {
+			a, _ := parseAddress(ch.Address)
+			fields = append(fields, zap.String("address", a.masked()),
+				zap.String("challenge", ch.logID()), zap.Int("attempt", ch.Attempt+1))
+		}
+		ce.Write(fields...)
+	}
+}
+
+// sanitizeError is the error text a log line may carry. SMTP replies often
+// quote the recipient: it is masked like the address field. They never hold
+// the message body, so no code leaks through them.
+func sanitizeError(err error, addr address) string {
+	s := err.Error()
+	if addr.Domain == "" {
+		return s
+	}
+	s = strings.ReplaceAll(s, addr.String(), addr.masked())
+	return strings.ReplaceAll(s, addr.key(), addr.masked())
+}

@@ -1,0 +1,181 @@
+package emailotp
+
+import (
+	"crypto/rand"
+	"encoding/base64"
+	"encoding/json"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/go-jose/go-jose/v4/jwt"
+)
+
+const jwksSuffix = "/oauth2/metadata.jwks"
+
+// grantResult is what a successful validation knows about the person.
+type grantResult struct {
+	issuer   string
+	client   *Client
+	address  string
+	scope    string
+	nonce    string
+	authTime time.Time
+}
+
+// tokenResponse is the RFC 6749 §5.1 answer of a successful validation.
+type tokenResponse struct {
+	AccessToken string `json:"access_token"`
+	TokenType   string `json:"token_type"`
+	ExpiresIn   int64  `json:"expires_in"`
+	Scope       string `json:"scope"`
+	IDToken     string `json:"id_token"`
+}
+
+// idClaims are the id_token claims besides the registered ones; the
+// `<method>.grant_type` claim and the client's static claims are added per
+// token since their names are configured.
+type idClaims struct {
+	AuthTime      int64    `json:"auth_time"`
+	AMR           []string `json:"amr"`
+	AZP           string   `json:"azp"`
+	SessionIndex  string   `json:"session_index"`
+	Email         string   `json:"email"`
+	EmailVerified bool     `json:"email_verified"`
+	Nonce         string   `json:"nonce,omitempty"`
+}
+
+// atClaims are the RFC 9068 access token claims besides the registered ones.
+type atClaims struct {
+	ClientID string `json:"client_id"`
+	Scope    string `json:"scope"`
+	AuthTime int64  `json:"auth_time"`
+}
+
+// mint signs the id_token and the access token.
+func (h *Handler) mint(g grantResult) (*tokenResponse, error) {
+	life := time.Duration(h.TokenLifetime)
+	iat := jwt.NewNumericDate(g.authTime)
+	exp := jwt.NewNumericDate(g.authTime.Add(life))
+	std := jwt.Claims{
+		Issuer:   g.issuer,
+		Subject:  g.address,
+		Audience: jwt.Audience{g.client.ID},
+		IssuedAt: iat,
+		Expiry:   exp,
+	}
+	extra := map[string]any{h.Method + ".grant_type": []string{h.GrantType}}
+	for k, v := range g.client.Claims {
+		extra[k] = v
+	}
+	id, err := jwt.Signed(h.keys.idSigner).Claims(std).Claims(idClaims{
+		AuthTime:      g.authTime.Unix(),
+		AMR:           []string{g.issuer + "/saml2/names/ac/" + h.Method},
+		AZP:           g.client.ID,
+		SessionIndex:  randomID(),
+		Email:         g.address,
+		EmailVerified: true,
+		Nonce:         g.nonce,
+	}).Claims(extra).Serialize()
+	if err != nil {
+		return nil, err
+	}
+	std.ID = randomID()
+	at, err := jwt.Signed(h.keys.atSigner).Claims(std).Claims(atClaims{
+		ClientID: g.client.ID,
+		Scope:    g.scope,
+		AuthTime: g.authTime.Unix(),
+	}).Serialize()
+	if err != nil {
+		return nil, err
+	}
+	return &tokenResponse{
+		AccessToken: at,
+		TokenType:   "Bearer",
+		ExpiresIn:   int64(life / time.Second),
+		Scope:       g.scope,
+		IDToken:     id,
+	}, nil
+}
+
+func randomID() string {
+	var b [16]byte
+	_, _ = rand.Read(b[:])
+	return base64.RawURLEncoding.EncodeToString(b[:])
+}
+
+// issuer is the configured issuer with placeholders replaced, or the
+// request's origin followed by the issuer path.
+func (h *Handler) issuer(r *http.Request) string {
+	if h.Issuer != "" {
+		if repl, ok := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer); ok {
+			return strings.TrimSuffix(repl.ReplaceAll(h.Issuer, ""), "/")
+		}
+		return strings.TrimSuffix(h.Issuer, "/")
+	}
+	scheme := "http"
+	if r.TLS != nil {
+		scheme = "https"
+	}
+	return scheme + "://" + r.Host + h.basePath
+}
+
+// discovery is the OpenID Provider metadata (OpenID Connect Discovery 1.0,
+// and RFC 8414 for the same document under oauth-authorization-server).
+type discovery struct {
+	Issuer                 string   `json:"issuer"`
+	TokenEndpoint          string   `json:"token_endpoint"`
+	JWKSURI                string   `json:"jwks_uri"`
+	GrantTypes             []string `json:"grant_types_supported"`
+	ResponseTypes          []string `json:"response_types_supported"`
+	SubjectTypes           []string `json:"subject_types_supported"`
+	TokenAuthMethods       []string `json:"token_endpoint_auth_methods_supported"`
+	IDTokenAlgs            []string `json:"id_token_signing_alg_values_supported"`
+	Scopes                 []string `json:"scopes_supported"`
+	Claims                 []string `json:"claims_supported"`
+	UILocales              []string `json:"ui_locales_supported,omitempty"`
+	ClaimsParameterSupport bool     `json:"claims_parameter_supported"`
+}
+
+func (h *Handler) serveDiscovery(w http.ResponseWriter, r *http.Request) {
+	iss := h.issuer(r)
+	origin := iss
+	if h.basePath != "" {
+		origin = strings.TrimSuffix(iss, h.basePath)
+	}
+	d := discovery{
+		Issuer:           iss,
+		TokenEndpoint:    origin + h.TokenPath,
+		JWKSURI:          iss + jwksSuffix,
+		GrantTypes:       []string{h.GrantType},
+		ResponseTypes:    []string{"none"},
+		SubjectTypes:     []string{"public"},
+		TokenAuthMethods: []string{"client_secret_basic", "client_secret_post"},
+		IDTokenAlgs:      []string{string(h.keys.alg)},
+		Scopes:           h.scopes,
+		Claims: []string{"iss", "sub", "aud", "exp", "iat", "auth_time", "amr", "azp",
+			"session_index", "email", "email_verified", "nonce", h.Method + ".grant_type"},
+		UILocales: h.tmpl.locales(),
+	}
+	w.Header().Set("Cache-Control", "public, max-age=300")
+	writeJSON(w, http.StatusOK, d)
+}
+
+func (h *Handler) serveJWKS(w http.ResponseWriter, _ *http.Request) {
+	w.Header().Set("Content-Type", "application/jwk-set+json")
+	w.Header().Set("Cache-Control", "public, max-age=300")
+	_, _ = w.Write(h.keys.jwksJSON)
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		status, b = http.StatusInternalServerError, []byte(`{"error":"server_error"}`)
+	}
+	if w.Header().Get("Content-Type") == "" {
+		w.Header().Set("Content-Type", "application/json")
+	}
+	w.WriteHeader(status)
+	_, _ = w.Write(b)
+}

@@ -1,0 +1,317 @@
+// Package emailotp is a Caddy HTTP handler that proves a person can read mail
+// sent to an address. It speaks Ubisecure SSO's smtp-otp OAuth 2.0 grant: the
+// application asks for a code to be mailed, then trades the code for an access
+// token and a signed OpenID Connect id_token.
+//
+// Email proves control of an address; it is not an authenticator in the sense
+// of NIST SP 800-63B.
+package emailotp
+
+import (
+	"fmt"
+	"net/http"
+	"path"
+	"strings"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+	"go.uber.org/zap"
+)
+
+func init() {
+	caddy.RegisterModule(Handler{})
+}
+
+// Defaults of the grant, as Ubisecure SSO names and sizes them.
+const (
+	DefaultGrantType     = "http://globalsign.com/iam/sso/oauth2/grant-type/smtp-otp"
+	DefaultTokenPath     = "/uas/oauth2/token"
+	DefaultMethod        = "smtp.1"
+	DefaultOTPTimeout    = 10 * time.Minute
+	DefaultCodeLength    = 8
+	DefaultMaxAttempts   = 5
+	DefaultTokenLifetime = time.Hour
+)
+
+// Handler implements the smtp-otp grant on a token endpoint and publishes the
+// OpenID Connect discovery document and the JWKS that verify its tokens. Any
+// other request, including a token request for another grant type, goes to the
+// next handler untouched, so Caddy can front an existing OAuth server.
+type Handler struct {
+	// TokenPath is the path of the token endpoint. Default: /uas/oauth2/token
+	TokenPath string `json:"token_path,omitempty"`
+
+	// Issuer is the `iss` of every token and the base of the discovery
+	// document. Placeholders are allowed. Default: the request's scheme and
+	// host followed by the token path's prefix before /oauth2/token (so
+	// https://host/uas).
+	Issuer string `json:"issuer,omitempty"`
+
+	// GrantType is the grant_type URI this handler answers.
+	// Default: http://globalsign.com/iam/sso/oauth2/grant-type/smtp-otp
+	GrantType string `json:"grant_type,omitempty"`
+
+	// Method names the authentication method in the id_token: it forms the
+	// `amr` value and the `<method>.grant_type` claim. Default: smtp.1
+	Method string `json:"method,omitempty"`
+
+	// OTPTimeout is how long a mailed code stays valid. Default: 10m
+	OTPTimeout caddy.Duration `json:"otp_timeout,omitempty"`
+
+	// CodeLength is the number of digits of a code, 6 to 12. Default: 8
+	CodeLength int `json:"code_length,omitempty"`
+
+	// MaxAttempts is how many codes may be tried against one mailed code,
+	// across the whole chain of references. Default: 5
+	MaxAttempts int `json:"max_attempts,omitempty"`
+
+	// TokenLifetime is the lifetime of the access token and the id_token.
+	// Default: 1h
+	TokenLifetime caddy.Duration `json:"token_lifetime,omitempty"`
+
+	// SigningAlg is the JWS algorithm of the tokens: RS256, ES256 or EdDSA.
+	// Default: RS256
+	SigningAlg string `json:"signing_alg,omitempty"`
+
+	// SigningKeyFile is a PEM private key (PKCS#8, PKCS#1 or SEC 1) to sign
+	// with. Its type must fit SigningAlg. Default: a key generated once and
+	// kept in Caddy's storage, shared by every instance using that storage.
+	SigningKeyFile string `json:"signing_key_file,omitempty"`
+
+	// Ledger selects where consumed references are recorded: "memory" (one
+	// instance; survives config reloads) or "storage" (Caddy's configured
+	// storage, for several instances sharing it). Default: memory
+	Ledger string `json:"ledger,omitempty"`
+
+	// SMTP is the mail server the codes are handed to. Required.
+	SMTP *SMTPConfig `json:"smtp,omitempty"`
+
+	// Template is the default mail and its per-locale variants.
+	// Default: an English subject and body.
+	Template *Template `json:"template,omitempty"`
+
+	// Clients are the applications allowed to use the grant. At least one.
+	Clients []*Client `json:"clients,omitempty"`
+
+	// Limits bound how often codes may be sent. Default: see RateLimits.
+	Limits *RateLimits `json:"limits,omitempty"`
+
+	logger    *zap.Logger
+	basePath  string
+	clients   map[string]*Client
+	keys      *signingKeys
+	refs      *sealer
+	ledger    ledger
+	ledgerKey string
+	mailer    *mailer
+	tmpl      *templateSet
+	limiter   *limiter
+	metrics   *metrics
+	scopes    []string
+}
+
+// CaddyModule returns the Caddy module information.
+func (Handler) CaddyModule() caddy.ModuleInfo {
+	return caddy.ModuleInfo{
+		ID:  "http.handlers.email_otp",
+		New: func() caddy.Module { return new(Handler) },
+	}
+}
+
+// Provision fills defaults, resolves secrets once, loads or creates the keys
+// in storage and prepares templates and the mail client, so no request ever
+// pays for them.
+func (h *Handler) Provision(ctx caddy.Context) error {
+	h.logger = ctx.Logger()
+	h.fillDefaults()
+	if err := h.Validate(); err != nil {
+		return err
+	}
+	repl := caddy.NewReplacer()
+
+	h.clients = make(map[string]*Client, len(h.Clients))
+	for _, c := range h.Clients {
+		if err := c.provision(repl); err != nil {
+			return err
+		}
+		h.clients[c.ID] = c
+	}
+
+	var err error
+	storage := ctx.Storage()
+	if h.keys, err = loadSigningKeys(ctx, storage, h.SigningAlg, h.SigningKeyFile); err != nil {
+		return fmt.Errorf("signing key: %w", err)
+	}
+	refKey, err := loadSecret(ctx, storage, referenceKeyName)
+	if err != nil {
+		return fmt.Errorf("reference key: %w", err)
+	}
+	if h.refs, err = newSealer(refKey); err != nil {
+		return err
+	}
+	if h.tmpl, err = newTemplateSet(h.Template); err != nil {
+		return err
+	}
+	if h.mailer, err = newMailer(h.SMTP, repl); err != nil {
+		return err
+	}
+	if h.ledger, h.ledgerKey, err = openLedger(ctx, h.Ledger); err != nil {
+		return err
+	}
+	if h.limiter, err = newLimiter(h.Limits); err != nil {
+		return err
+	}
+	if h.metrics, err = registerMetrics(ctx.GetMetricsRegistry()); err != nil {
+		return err
+	}
+	return nil
+}
+
+func (h *Handler) fillDefaults() {
+	if h.TokenPath == "" {
+		h.TokenPath = DefaultTokenPath
+	}
+	if h.GrantType == "" {
+		h.GrantType = DefaultGrantType
+	}
+	if h.Method == "" {
+		h.Method = DefaultMethod
+	}
+	if h.OTPTimeout == 0 {
+		h.OTPTimeout = caddy.Duration(DefaultOTPTimeout)
+	}
+	if h.CodeLength == 0 {
+		h.CodeLength = DefaultCodeLength
+	}
+	if h.MaxAttempts == 0 {
+		h.MaxAttempts = DefaultMaxAttempts
+	}
+	if h.TokenLifetime == 0 {
+		h.TokenLifetime = caddy.Duration(DefaultTokenLifetime)
+	}
+	if h.SigningAlg == "" {
+		h.SigningAlg = "RS256"
+	}
+	if h.Ledger == "" {
+		h.Ledger = "memory"
+	}
+	h.basePath = issuerPath(h.Issuer, h.TokenPath)
+	h.scopes = []string{"openid", "email"}
+}
+
+// issuerPath is the path part of the issuer, under which the discovery
+// document and the JWKS are served.
+func issuerPath(issuer, tokenPath string) string {
+	if issuer != "" {
+		if i := strings.Index(issuer, "://"); i >= 0 {
+			rest := issuer[i+3:]
+			if j := strings.IndexByte(rest, '/'); j >= 0 {
+				return strings.TrimSuffix(rest[j:], "/")
+			}
+			return ""
+		}
+	}
+	if p, ok := strings.CutSuffix(tokenPath, "/oauth2/token"); ok {
+		return p
+	}
+	return strings.TrimSuffix(path.Dir(tokenPath), "/")
+}
+
+// Validate checks the configuration without side effects.
+func (h *Handler) Validate() error {
+	if !strings.HasPrefix(h.TokenPath, "/") {
+		return fmt.Errorf("token_path %q must start with /", h.TokenPath)
+	}
+	if h.CodeLength < 6 || h.CodeLength > 12 {
+		return fmt.Errorf("code_length %d out of range 6-12", h.CodeLength)
+	}
+	if h.MaxAttempts < 1 || h.MaxAttempts > 100 {
+		return fmt.Errorf("max_attempts %d out of range 1-100", h.MaxAttempts)
+	}
+	if h.OTPTimeout < caddy.Duration(time.Second) || h.OTPTimeout > caddy.Duration(24*time.Hour) {
+		return fmt.Errorf("otp_timeout %s out of range 1s-24h", time.Duration(h.OTPTimeout))
+	}
+	if h.TokenLifetime < caddy.Duration(time.Minute) || h.TokenLifetime > caddy.Duration(24*time.Hour) {
+		return fmt.Errorf("token_lifetime %s out of range 1m-24h", time.Duration(h.TokenLifetime))
+	}
+	if _, ok := supportedAlgs[h.SigningAlg]; !ok {
+		return fmt.Errorf("signing_alg %q: want RS256, ES256 or EdDSA", h.SigningAlg)
+	}
+	if h.Ledger != "memory" && h.Ledger != "storage" {
+		return fmt.Errorf("ledger %q: want memory or storage", h.Ledger)
+	}
+	if h.Method == "" || strings.ContainsAny(h.Method, " /") {
+		return fmt.Errorf("method %q must be a non-empty token without spaces or slashes", h.Method)
+	}
+	if h.SMTP == nil {
+		return fmt.Errorf("smtp: block is required")
+	}
+	if err := h.SMTP.validate(); err != nil {
+		return err
+	}
+	if err := h.Template.validate(); err != nil {
+		return err
+	}
+	if len(h.Clients) == 0 {
+		return fmt.Errorf("at least one client is required")
+	}
+	seen := make(map[string]bool, len(h.Clients))
+	for _, c := range h.Clients {
+		if err := c.validate(); err != nil {
+			return err
+		}
+		if seen[c.ID] {
+			return fmt.Errorf("client %q: defined twice", c.ID)
+		}
+		seen[c.ID] = true
+	}
+	return h.Limits.validate()
+}
+
+// Cleanup releases what Provision took; it works after a failed Provision.
+func (h *Handler) Cleanup() error {
+	if h.ledgerKey != "" {
+		_, _ = ledgers.Delete(h.ledgerKey)
+	}
+	if h.limiter != nil {
+		h.limiter.release()
+	}
+	return nil
+}
+
+// ServeHTTP answers the token endpoint for this grant and the published
+// documents; everything else goes to next.
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
+	switch r.URL.Path {
+	case h.TokenPath:
+		if r.Method == http.MethodPost {
+			if handled := h.serveToken(w, r); handled {
+				return nil
+			}
+		}
+	case h.basePath + "/.well-known/openid-configuration",
+		h.basePath + "/.well-known/oauth-authorization-server",
+		"/.well-known/oauth-authorization-server" + h.basePath:
+		if r.Method == http.MethodGet || r.Method == http.MethodHead {
+			h.serveDiscovery(w, r)
+			return nil
+		}
+	case h.basePath + jwksSuffix:
+		if r.Method == http.MethodGet || r.Method == http.MethodHead {
+			h.serveJWKS(w, r)
+			return nil
+		}
+	}
+	return next.ServeHTTP(w, r)
+}
+
+// Interface guards
+var (
+	_ caddy.Provisioner           = (*Handler)(nil)
+	_ caddy.Validator             = (*Handler)(nil)
+	_ caddy.CleanerUpper          = (*Handler)(nil)
+	_ caddyhttp.MiddlewareHandler = (*Handler)(nil)
+	_ caddyfile.Unmarshaler       = (*Handler)(nil)
+)
