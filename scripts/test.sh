@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# Runs the whole test suite as CI does: installs mailpit (Go module proxy) and
+# Chromium (apt) when missing, checks formatting and vet, runs every test with
+# the race detector, then a short fuzz run of each fuzz target.
+# FUZZTIME=0 skips the fuzz runs (the seed corpus still runs in go test).
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+cd "$root"
+
+export MAILPIT_BIN
+MAILPIT_BIN=$(scripts/install-mailpit.sh)
+if [ -x scripts/install-chromium.sh ]; then scripts/install-chromium.sh; fi
+
+echo "== gofmt"
+bad=$(gofmt -l $(git ls-files '*.go'))
+if [ -n "$bad" ]; then echo "gofmt needed: $bad"; exit 1; fi
+
+echo "== go vet"
+go vet ./...
+
+echo "== build cmd/caddy (with -race, for the multi-process tests)"
+mkdir -p .bin
+go build -race -o .bin/caddy-race ./cmd/caddy
+export CADDY_BIN="$root/.bin/caddy-race"
+
+echo "== go test -race"
+# -short is never passed: no test may skip in CI.
+go test -race -count=1 -timeout 30m ./...
+
+fuzztime=${FUZZTIME:-20s}
+if [ "$fuzztime" != "0" ]; then
+	for target in $(grep -ho '^func Fuzz[A-Za-z0-9_]*' *_test.go | sed 's/^func //'); do
+		echo "== fuzz $target ($fuzztime)"
+		go test -run '^$' -fuzz "^${target}\$" -fuzztime "$fuzztime" .
+	done
+fi
+echo "== all tests passed"
