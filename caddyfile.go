@@ -89,9 +89,13 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 		case "token_lifetime":
 			err = durationArg(d, &h.TokenLifetime)
 		case "code_length":
-			err = intArg(d, &h.CodeLength)
+			if err = intArg(d, &h.CodeLength); err == nil && h.CodeLength < 1 {
+				return d.Errf("code_length %d out of range 6-12", h.CodeLength)
+			}
 		case "max_attempts":
-			err = intArg(d, &h.MaxAttempts)
+			if err = intArg(d, &h.MaxAttempts); err == nil && h.MaxAttempts < 1 {
+				return d.Errf("max_attempts %d out of range 1-100", h.MaxAttempts)
+			}
 		case "signing_alg":
 			err = oneArg(d, &h.SigningAlg)
 		case "signing_key_file":
