@@ -8,8 +8,10 @@ import (
 	"errors"
 	"fmt"
 	htmltemplate "html/template"
+	"maps"
 	"net/mail"
 	"os"
+	"slices"
 	"strings"
 	"time"
 
@@ -168,7 +170,8 @@ func newTemplateSet(t *Template) (*templateSet, error) {
 	}
 	ts := &templateSet{byIndex: []*mailTemplate{def}}
 	supported := []language.Tag{language.Und}
-	for tag, v := range t.Locales {
+	for _, tag := range slices.Sorted(maps.Keys(t.Locales)) {
+		v := t.Locales[tag]
 		mt, err := prepareTemplate(v, def)
 		if err != nil {
 			return nil, fmt.Errorf("template locale %s: %w", tag, err)
