@@ -13,19 +13,19 @@ import (
 	"github.com/caddyserver/certmagic"
 )
 
-// setClock replaces the package clock for one test.
-func setClock(t *testing.T, c *time.Time) {
+// useTestClock replaces the package clock for one test.
+func useTestClock(t *testing.T, c *time.Time) {
 	t.Helper()
 	t.Cleanup(func() { now = time.Now })
 	now = func() time.Time { return *c }
 }
 
-// t0 is on a bucket boundary, so bucket ends are easy to read.
-var t0 = time.Unix(1_700_000_400, 0)
+// ledgerT0 is on a bucket boundary, so bucket ends are easy to read.
+var ledgerT0 = time.Unix(1_700_000_400, 0)
 
 func TestMemoryLedgerExpiry(t *testing.T) {
-	clock := t0
-	setClock(t, &clock)
+	clock := ledgerT0
+	useTestClock(t, &clock)
 	l := newMemoryLedger(time.Hour)
 	t.Cleanup(func() { _ = l.Destruct() })
 	ctx := context.Background()
@@ -38,15 +38,15 @@ func TestMemoryLedgerExpiry(t *testing.T) {
 		}
 		return ok
 	}
-	if !consume("a.0", t0.Add(time.Minute)) || consume("a.0", t0.Add(time.Minute)) {
+	if !consume("a.0", ledgerT0.Add(time.Minute)) || consume("a.0", ledgerT0.Add(time.Minute)) {
 		t.Fatal("a key must be consumed exactly once")
 	}
-	if !consume("b.0", t0.Add(10*time.Minute)) || !consume("a.1", t0.Add(time.Minute)) {
+	if !consume("b.0", ledgerT0.Add(10*time.Minute)) || !consume("a.1", ledgerT0.Add(time.Minute)) {
 		t.Fatal("distinct keys are independent")
 	}
 
-	clock = t0.Add(time.Minute) // the last second of a's life
-	if consume("a.0", t0.Add(time.Minute)) {
+	clock = ledgerT0.Add(time.Minute) // the last second of a's life
+	if consume("a.0", ledgerT0.Add(time.Minute)) {
 		t.Error("a key was forgotten before its expiry")
 	}
 	l.sweep()
@@ -54,19 +54,19 @@ func TestMemoryLedgerExpiry(t *testing.T) {
 		t.Errorf("sweep before expiry left %d entries, want 3", n)
 	}
 
-	clock = t0.Add(2 * time.Minute)
+	clock = ledgerT0.Add(2 * time.Minute)
 	l.sweep()
 	if n := l.len(); n != 1 {
 		t.Errorf("sweep after a's expiry left %d entries, want 1 (b)", n)
 	}
-	if consume("b.0", t0.Add(10*time.Minute)) {
+	if consume("b.0", ledgerT0.Add(10*time.Minute)) {
 		t.Error("an unexpired key was swept")
 	}
 }
 
 func TestStorageLedgerSweep(t *testing.T) {
-	clock := t0
-	setClock(t, &clock)
+	clock := ledgerT0
+	useTestClock(t, &clock)
 	root := t.TempDir()
 	st := &certmagic.FileStorage{Path: root}
 	l := &storageLedger{storage: st}
@@ -79,11 +79,11 @@ func TestStorageLedgerSweep(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	// expiries in three buckets ending at t0+10m, t0+20m and t0+50m
+	// expiries in three buckets ending at ledgerT0+10m, ledgerT0+20m and ledgerT0+50m
 	keys := map[string]time.Time{
-		"a.0": t0.Add(time.Minute),
-		"b.0": t0.Add(15 * time.Minute),
-		"c.0": t0.Add(45 * time.Minute),
+		"a.0": ledgerT0.Add(time.Minute),
+		"b.0": ledgerT0.Add(15 * time.Minute),
+		"c.0": ledgerT0.Add(45 * time.Minute),
 	}
 	for k, exp := range keys {
 		if ok, err := l.consume(ctx, k, exp); !ok || err != nil {
@@ -123,17 +123,17 @@ func TestStorageLedgerSweep(t *testing.T) {
 			}
 		}
 	}
-	end := func(d time.Duration) string { return formatUnix(t0.Add(d)) }
+	end := func(d time.Duration) string { return unixString(ledgerT0.Add(d)) }
 	want(end(10*time.Minute), end(20*time.Minute), end(50*time.Minute), "README")
 
 	// At a bucket's end its entries may still be live: the sweep waits.
-	clock = t0.Add(10 * time.Minute)
+	clock = ledgerT0.Add(10 * time.Minute)
 	if err := l.sweep(ctx); err != nil {
 		t.Fatal(err)
 	}
 	want(end(10*time.Minute), end(20*time.Minute), end(50*time.Minute), "README")
 
-	clock = t0.Add(25*time.Minute + sweepGrace)
+	clock = ledgerT0.Add(25*time.Minute + sweepGrace)
 	if err := l.sweep(ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -146,4 +146,4 @@ func TestStorageLedgerSweep(t *testing.T) {
 	}
 }
 
-func formatUnix(t time.Time) string { return strconv.FormatInt(t.Unix(), 10) }
+func unixString(t time.Time) string { return strconv.FormatInt(t.Unix(), 10) }

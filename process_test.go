@@ -314,25 +314,25 @@ func (p *caddyProc) Exited() error {
 // reload paths apply a new config, and SIGTERM stops it.
 func TestCaddyProcHarness(t *testing.T) {
 	p := startCaddyProc(t, `	respond "one"`)
-	if a := get(t, p.Base+"/"); string(a.Body) != "one" {
+	if a := httpGet(t, p.Base+"/"); string(a.Body) != "one" {
 		t.Fatalf("first config: %s", a)
 	}
 	if err := p.Load(`	respond "two"`); err != nil {
 		t.Fatal(err)
 	}
-	if a := get(t, p.Base+"/"); string(a.Body) != "two" {
+	if a := httpGet(t, p.Base+"/"); string(a.Body) != "two" {
 		t.Fatalf("after admin /load: %s", a)
 	}
 	if err := p.Reload(`	respond "three"`); err != nil {
 		t.Fatal(err)
 	}
-	if a := get(t, p.Base+"/"); string(a.Body) != "three" {
+	if a := httpGet(t, p.Base+"/"); string(a.Body) != "three" {
 		t.Fatalf("after caddy reload: %s", a)
 	}
 	if err := p.Load(`	no_such_directive`); err == nil || !strings.Contains(err.Error(), "no_such_directive") {
 		t.Fatalf("bad config: err = %v", err)
 	}
-	if a := get(t, p.Base+"/"); string(a.Body) != "three" {
+	if a := httpGet(t, p.Base+"/"); string(a.Body) != "three" {
 		t.Fatalf("a refused config replaced the running one: %s", a)
 	}
 	p.Stop(t)
@@ -344,8 +344,8 @@ func TestCaddyProcHarness(t *testing.T) {
 	}
 }
 
-// get fetches a URL.
-func get(t testing.TB, u string) answer {
+// httpGet fetches a URL.
+func httpGet(t testing.TB, u string) answer {
 	t.Helper()
 	req, err := http.NewRequest(http.MethodGet, u, nil)
 	if err != nil {

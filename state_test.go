@@ -79,7 +79,7 @@ func isReplay(a answer) bool {
 // jwksAt fetches the JWKS published under the default issuer path.
 func jwksAt(t *testing.T, base string) ([]byte, jose.JSONWebKeySet) {
 	t.Helper()
-	a := get(t, base+"/uas"+jwksSuffix)
+	a := httpGet(t, base+"/uas"+jwksSuffix)
 	var set jose.JSONWebKeySet
 	if a.Status != http.StatusOK {
 		t.Fatalf("JWKS at %s: %s", base, a)
@@ -263,7 +263,7 @@ func TestStateCluster(t *testing.T) {
 	t.Run("race across A and B", func(t *testing.T) {
 		ref, code := initiateAt(t, A.Base, mp, "cluster-race@example.com")
 		t0 := time.Now()
-		answers := race(t, 20, func(i int) (answer, error) {
+		answers := raceAnswers(t, 20, func(i int) (answer, error) {
 			return tryPost([]*caddyProc{A, B}[i%2].Base+tokenPath, validateForm(ref, code), appCreds)
 		})
 		t.Logf("20 concurrent validations split over A and B answered in %v", time.Since(t0).Round(time.Millisecond))
@@ -273,8 +273,8 @@ func TestStateCluster(t *testing.T) {
 	})
 }
 
-// race runs n calls of fn at once and returns their answers.
-func race(t *testing.T, n int, fn func(i int) (answer, error)) []answer {
+// raceAnswers runs n calls of fn at once and returns their answers.
+func raceAnswers(t *testing.T, n int, fn func(i int) (answer, error)) []answer {
 	t.Helper()
 	var (
 		wg      sync.WaitGroup
@@ -328,7 +328,7 @@ func TestStateConcurrentValidation(t *testing.T) {
 			t.Run("right code", func(t *testing.T) {
 				ref, code := initiateAt(t, tc.Base, mp, "race-right-"+ledger+"@example.com")
 				t0 := time.Now()
-				answers := race(t, n, func(int) (answer, error) { return tryPost(tokenURL, validateForm(ref, code), appCreds) })
+				answers := raceAnswers(t, n, func(int) (answer, error) { return tryPost(tokenURL, validateForm(ref, code), appCreds) })
 				t.Logf("%s ledger: %d concurrent validations answered in %v", ledger, n, time.Since(t0).Round(time.Millisecond))
 				if ok, replays := countOutcomes(t, answers); ok != 1 || replays != n-1 {
 					t.Errorf("%d answers 200, %d replays; want exactly one 200", ok, replays)
@@ -337,7 +337,7 @@ func TestStateConcurrentValidation(t *testing.T) {
 
 			t.Run("wrong code", func(t *testing.T) {
 				ref, code := initiateAt(t, tc.Base, mp, "race-wrong-"+ledger+"@example.com")
-				answers := race(t, n, func(int) (answer, error) { return tryPost(tokenURL, validateForm(ref, wrong(code)), appCreds) })
+				answers := raceAnswers(t, n, func(int) (answer, error) { return tryPost(tokenURL, validateForm(ref, wrong(code)), appCreds) })
 				var next []string
 				for _, a := range answers {
 					switch {
@@ -420,7 +420,7 @@ func TestStateLedgerLatency(t *testing.T) {
 
 			const n = 20
 			answers := make([]time.Duration, n)
-			race(t, n, func(i int) (answer, error) {
+			raceAnswers(t, n, func(i int) (answer, error) {
 				t0 := time.Now()
 				a, err := tryPost(tc.Base+tokenPath, validateForm(ref, code), appCreds)
 				answers[i] = time.Since(t0)
