@@ -15,8 +15,10 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"maps"
 	"os"
 	"path"
+	"slices"
 	"strings"
 
 	"github.com/caddyserver/certmagic"
@@ -89,7 +91,8 @@ func loadSigningKeys(ctx context.Context, storage certmagic.Storage, alg, file s
 	}
 	sk.kid = cur.KeyID
 	sk.public.Keys = append(sk.public.Keys, cur.Public())
-	for other := range supportedAlgs {
+	// sorted, so every instance and restart publishes the same document
+	for _, other := range slices.Sorted(maps.Keys(supportedAlgs)) {
 		if other == alg {
 			continue
 		}

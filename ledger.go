@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"path"
 	"strconv"
 	"sync"
@@ -44,23 +45,22 @@ func openLedger(ctx caddy.Context, kind string) (ledger, string, error) {
 		}
 		return v.(*memoryLedger), key, nil
 	case "storage":
-		st := ctx.Storage()
-		key := "storage:" + fmt.Sprintf("%p", st)
-		if s, ok := st.(fmt.Stringer); ok {
-			key = "storage:" + s.String()
-		}
-		v, _, err := ledgers.LoadOrNew(key, func() (caddy.Destructor, error) {
-			l := &storageLedger{storage: st, done: make(chan struct{})}
-			if err := l.check(); err != nil {
-				return nil, err
-			}
-			go l.sweepLoop(10 * time.Minute)
-			return l, nil
-		})
-		if err != nil {
+		// One ledger per provision, holding this config's storage: a storage
+		// module may hold connections that its config's Cleanup closes, so a
+		// ledger kept from an earlier config could be left with a dead one.
+		// The pool entry only ties the sweeper's life to this handler's.
+		l := &storageLedger{storage: ctx.Storage()}
+		if err := l.check(); err != nil {
 			return nil, "", err
 		}
-		return v.(*storageLedger), key, nil
+		key := fmt.Sprintf("storage:%p", l)
+		if _, _, err := ledgers.LoadOrNew(key, func() (caddy.Destructor, error) {
+			l.startSweeper(10 * time.Minute)
+			return l, nil
+		}); err != nil {
+			return nil, "", err
+		}
+		return l, key, nil
 	}
 	return nil, "", fmt.Errorf("unknown ledger %q", kind)
 }
@@ -68,14 +68,16 @@ func openLedger(ctx caddy.Context, kind string) (ledger, string, error) {
 // memoryLedger is a map of key → expiry behind a mutex, swept periodically.
 // Its size is bounded by the rate of consumed references times their lifetime.
 type memoryLedger struct {
-	mu   sync.Mutex
-	used map[string]int64 // unix seconds of expiry
-	done chan struct{}
+	mu      sync.Mutex
+	used    map[string]int64 // unix seconds of expiry
+	done    chan struct{}
+	stopped chan struct{}
 }
 
 func newMemoryLedger(sweep time.Duration) *memoryLedger {
-	l := &memoryLedger{used: make(map[string]int64), done: make(chan struct{})}
+	l := &memoryLedger{used: make(map[string]int64), done: make(chan struct{}), stopped: make(chan struct{})}
 	go func() {
+		defer close(l.stopped)
 		t := time.NewTicker(sweep)
 		defer t.Stop()
 		for {
@@ -118,9 +120,11 @@ func (l *memoryLedger) len() int {
 	return len(l.used)
 }
 
-// Destruct stops the sweeper when the last config using the ledger is gone.
+// Destruct stops the sweeper when the last config using the ledger is gone,
+// and waits for it, so nothing of the ledger runs after its config's Cleanup.
 func (l *memoryLedger) Destruct() error {
 	close(l.done)
+	<-l.stopped
 	return nil
 }
 
@@ -131,12 +135,21 @@ func (l *memoryLedger) Destruct() error {
 // whole expired buckets without reading entries.
 type storageLedger struct {
 	storage certmagic.Storage
-	done    chan struct{}
+	stop    context.CancelFunc
+	stopped chan struct{}
+	// local queues this process's consumers of one key on a mutex, so they
+	// do not poll the storage lock (certmagic's FileStorage and the Redis
+	// storages retry a held lock once a second).
+	local [64]sync.Mutex
 }
 
 const (
 	ledgerPrefix = "email_otp/ledger"
 	bucketWidth  = 10 * time.Minute
+	// sweepGrace is how long past its end a bucket is kept, so that an
+	// instance whose clock runs ahead does not sweep entries that another
+	// instance still considers live.
+	sweepGrace = time.Minute
 )
 
 func (l *storageLedger) entryKey(key string, expires time.Time) string {
@@ -146,18 +159,42 @@ func (l *storageLedger) entryKey(key string, expires time.Time) string {
 
 func (l *storageLedger) consume(ctx context.Context, key string, expires time.Time) (bool, error) {
 	name := l.entryKey(key, expires)
+	h := fnv.New32a()
+	h.Write([]byte(key))
+	mu := &l.local[h.Sum32()%uint32(len(l.local))]
+	mu.Lock()
+	defer mu.Unlock()
+	// Once written an entry stays until its bucket expires, so a key found
+	// here is refused without taking the storage lock.
+	if used, err := l.used(ctx, name); used || err != nil {
+		return false, err
+	}
 	lock := "email_otp_ledger_" + certmagic.StorageKeys.Safe(key)
 	if err := l.storage.Lock(ctx, lock); err != nil {
 		return false, fmt.Errorf("ledger lock: %w", err)
 	}
 	defer func() { _ = l.storage.Unlock(context.WithoutCancel(ctx), lock) }()
-	if l.storage.Exists(ctx, name) {
-		return false, nil
+	if used, err := l.used(ctx, name); used || err != nil {
+		return false, err
 	}
 	if err := l.storage.Store(ctx, name, []byte(strconv.FormatInt(expires.Unix(), 10))); err != nil {
 		return false, fmt.Errorf("ledger store: %w", err)
 	}
 	return true, nil
+}
+
+// used reports whether the entry exists. Load, not Exists: Exists cannot tell
+// a missing key from a failing storage, and either answer would be wrong, so
+// an error other than fs.ErrNotExist is returned (the grant answers 503).
+func (l *storageLedger) used(ctx context.Context, name string) (bool, error) {
+	_, err := l.storage.Load(ctx, name)
+	switch {
+	case err == nil:
+		return true, nil
+	case errors.Is(err, errNotExist):
+		return false, nil
+	}
+	return false, fmt.Errorf("ledger load: %w", err)
 }
 
 // check proves at provision that the storage accepts writes, so a read-only
@@ -172,7 +209,7 @@ func (l *storageLedger) check() error {
 	return l.storage.Delete(ctx, probe)
 }
 
-// sweep deletes the buckets whose every entry has expired.
+// sweep deletes the buckets whose every entry expired at least sweepGrace ago.
 func (l *storageLedger) sweep(ctx context.Context) error {
 	buckets, err := l.storage.List(ctx, ledgerPrefix, false)
 	if err != nil {
@@ -184,7 +221,7 @@ func (l *storageLedger) sweep(ctx context.Context) error {
 	t := now().Unix()
 	for _, b := range buckets {
 		end, err := strconv.ParseInt(path.Base(b), 10, 64)
-		if err != nil || end >= t {
+		if err != nil || end+int64(sweepGrace/time.Second) >= t {
 			continue
 		}
 		if err := l.storage.Delete(ctx, b); err != nil && !errors.Is(err, errNotExist) {
@@ -194,23 +231,33 @@ func (l *storageLedger) sweep(ctx context.Context) error {
 	return nil
 }
 
-func (l *storageLedger) sweepLoop(every time.Duration) {
-	t := time.NewTicker(every)
-	defer t.Stop()
-	for {
-		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-		_ = l.sweep(ctx)
-		cancel()
-		select {
-		case <-t.C:
-		case <-l.done:
-			return
+// startSweeper sweeps at once, then every interval, until Destruct.
+func (l *storageLedger) startSweeper(every time.Duration) {
+	ctx, cancel := context.WithCancel(context.Background())
+	l.stop, l.stopped = cancel, make(chan struct{})
+	go func() {
+		defer close(l.stopped)
+		t := time.NewTicker(every)
+		defer t.Stop()
+		for {
+			sctx, done := context.WithTimeout(ctx, time.Minute)
+			_ = l.sweep(sctx)
+			done()
+			select {
+			case <-t.C:
+			case <-ctx.Done():
+				return
+			}
 		}
-	}
+	}()
 }
 
-// Destruct stops the sweeper.
+// Destruct stops the sweeper, cancelling a sweep in progress, and waits for
+// it to return.
 func (l *storageLedger) Destruct() error {
-	close(l.done)
+	if l.stop != nil {
+		l.stop()
+		<-l.stopped
+	}
 	return nil
 }
