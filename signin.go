@@ -414,9 +414,10 @@ func (h *Handler) readPost(w http.ResponseWriter, r *http.Request) (url.Values, 
 		h.render(w, http.StatusBadRequest, p)
 		return nil, nil, false
 	}
-	if !checkCSRF(r, h.csrfCookieName(r), first(r.PostForm, fieldCSRF)) {
+	if why := csrfProblem(r, h.csrfCookieName(r), first(r.PostForm, fieldCSRF)); why != "" {
 		if ce := h.logger.Check(zap.InfoLevel, "signin refused"); ce != nil {
-			ce.Write(zap.String("client", h.SignIn.client.ID), zap.String("outcome", "csrf"), zap.String("path", r.URL.Path))
+			ce.Write(zap.String("client", h.SignIn.client.ID), zap.String("outcome", "csrf"),
+				zap.String("reason", why), zap.String("path", r.URL.Path))
 		}
 		p.View, p.Error = viewFailed, p.T.ErrCSRF
 		h.render(w, http.StatusForbidden, p)

@@ -115,6 +115,7 @@ func TestSignInPages(t *testing.T) {
 			"Cache-Control":           "no-store",
 			"X-Frame-Options":         "DENY",
 			"X-Content-Type-Options":  "nosniff",
+			"Referrer-Policy":         "same-origin", // no-referrer would make Chromium send Origin: null
 			"Content-Language":        "en",
 			"Content-Type":            "text/html; charset=utf-8",
 		} {

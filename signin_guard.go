@@ -81,31 +81,37 @@ func validCSRFToken(s string) bool {
 	return err == nil
 }
 
-// checkCSRF accepts a form post only when it comes from this site's own
+// csrfProblem accepts a form post only when it comes from this site's own
 // pages: the browser's fetch metadata and Origin, when sent, must say
 // same-origin, and the form's token must equal the cookie's (compared in
 // constant time). Modern browsers send both headers; the token still guards
-// older ones and non-browser clients.
-func checkCSRF(r *http.Request, cookieName, formToken string) bool {
+// older ones and non-browser clients. It returns "" for an accepted post,
+// else a reason fit for a log line (it never holds a token).
+func csrfProblem(r *http.Request, cookieName, formToken string) string {
 	if v := r.Header.Values("Sec-Fetch-Site"); len(v) > 0 && (len(v) > 1 || v[0] != "same-origin") {
-		return false
+		return "sec_fetch_site"
 	}
 	if v := r.Header.Values("Origin"); len(v) > 0 {
 		if len(v) > 1 {
-			return false
+			return "origin"
 		}
 		u, err := url.Parse(v[0])
 		// "null" (an opaque origin: sandboxed frame, file, some redirects)
 		// parses without a host and is refused with every foreign origin.
 		if err != nil || u.Host == "" || !strings.EqualFold(stripDefaultPort(u.Host), stripDefaultPort(r.Host)) {
-			return false
+			return "origin"
 		}
 	}
 	c, err := r.Cookie(cookieName)
-	if err != nil || !validCSRFToken(c.Value) || !validCSRFToken(formToken) {
-		return false
+	switch {
+	case err != nil || !validCSRFToken(c.Value):
+		return "no_cookie"
+	case !validCSRFToken(formToken):
+		return "no_token"
+	case subtle.ConstantTimeCompare([]byte(c.Value), []byte(formToken)) != 1:
+		return "token_mismatch"
 	}
-	return subtle.ConstantTimeCompare([]byte(c.Value), []byte(formToken)) == 1
+	return ""
 }
 
 // stripDefaultPort drops :80 and :443, which an Origin never carries but a

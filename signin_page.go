@@ -105,7 +105,7 @@ func (h *Handler) renderStatus(w http.ResponseWriter, r *http.Request, status in
 const pageCSP = "default-src 'none'; style-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
 
 // setPageHeaders marks a sign-in answer as private to this browser and this
-// moment: never cached, never framed, never sniffed, never referred.
+// moment: never cached, never framed, never sniffed, never referred elsewhere.
 func setPageHeaders(w http.ResponseWriter, lang string) {
 	hd := w.Header()
 	hd.Set("Cache-Control", "no-store")
@@ -113,7 +113,9 @@ func setPageHeaders(w http.ResponseWriter, lang string) {
 	hd.Set("Content-Security-Policy", pageCSP)
 	hd.Set("X-Frame-Options", "DENY")
 	hd.Set("X-Content-Type-Options", "nosniff")
-	hd.Set("Referrer-Policy", "no-referrer")
+	// same-origin, not no-referrer: under no-referrer a browser sends
+	// "Origin: null" with the form posts, which the CSRF check refuses.
+	hd.Set("Referrer-Policy", "same-origin")
 	hd.Set("Content-Language", lang)
 }
 

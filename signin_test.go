@@ -108,8 +108,8 @@ func TestCheckCSRF(t *testing.T) {
 			for k, v := range c.req.headers {
 				r.Header.Set(k, v)
 			}
-			if got := checkCSRF(r, name, c.req.form); got != c.want {
-				t.Errorf("checkCSRF = %v, want %v", got, c.want)
+			if why := csrfProblem(r, name, c.req.form); (why == "") != c.want {
+				t.Errorf("csrfProblem = %q, want accepted=%v", why, c.want)
 			}
 		})
 	}
