@@ -67,6 +67,13 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //			request_template allow|deny
 //			user_ip_param    <parameter name>
 //		}
+//		signin [<path>] {
+//			path             <path>
+//			cookie           <name>
+//			session_lifetime <duration>
+//			client           <client id>
+//			title            <text>
+//		}
 //	}
 func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	d.Next() // directive name
@@ -119,6 +126,12 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			c := new(Client)
 			err = c.unmarshal(d)
 			h.Clients = append(h.Clients, c)
+		case "signin":
+			if h.SignIn != nil {
+				return d.Err("signin: block given twice")
+			}
+			h.SignIn = new(SignInConfig)
+			err = h.SignIn.unmarshal(d)
 		default:
 			return d.Errf("email_otp: unknown subdirective %q", d.Val())
 		}

@@ -48,12 +48,13 @@ var supportedAlgs = map[string]func() (crypto.Signer, error){
 // algorithms still in storage, so tokens signed before an algorithm change
 // keep verifying until they expire.
 type signingKeys struct {
-	alg      jose.SignatureAlgorithm
-	kid      string
-	idSigner jose.Signer // typ JWT
-	atSigner jose.Signer // typ at+jwt (RFC 9068)
-	public   jose.JSONWebKeySet
-	jwksJSON []byte
+	alg        jose.SignatureAlgorithm
+	kid        string
+	idSigner   jose.Signer // typ JWT
+	atSigner   jose.Signer // typ at+jwt (RFC 9068)
+	sessSigner jose.Signer // typ session+jwt (browser session cookie)
+	public     jose.JSONWebKeySet
+	jwksJSON   []byte
 }
 
 // loadSigningKeys reads the key from file, or loads or creates it in storage
@@ -114,6 +115,9 @@ func loadSigningKeys(ctx context.Context, storage certmagic.Storage, alg, file s
 		return nil, err
 	}
 	if sk.atSigner, err = jose.NewSigner(signingKey, (&jose.SignerOptions{}).WithType("at+jwt")); err != nil {
+		return nil, err
+	}
+	if sk.sessSigner, err = jose.NewSigner(signingKey, (&jose.SignerOptions{}).WithType("session+jwt")); err != nil {
 		return nil, err
 	}
 	return sk, nil

@@ -98,6 +98,11 @@ type Handler struct {
 	// Limits bound how often codes may be sent. Default: see RateLimits.
 	Limits *RateLimits `json:"limits,omitempty"`
 
+	// SignIn serves browser sign-in pages that mail a code and set a session
+	// cookie, for email_otp_gate in front of an application.
+	// Default: no sign-in pages.
+	SignIn *SignInConfig `json:"signin,omitempty"`
+
 	logger    *zap.Logger
 	basePath  string
 	clients   map[string]*Client
@@ -165,6 +170,11 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	}
 	if h.metrics, err = registerMetrics(ctx.GetMetricsRegistry()); err != nil {
 		return err
+	}
+	if h.SignIn != nil {
+		if err := h.SignIn.provision(h); err != nil {
+			return err
+		}
 	}
 	return nil
 }
@@ -267,6 +277,9 @@ func (h *Handler) Validate() error {
 		}
 		seen[c.ID] = true
 	}
+	if err := h.SignIn.validate(h.Clients, h.TokenPath); err != nil {
+		return err
+	}
 	return h.Limits.validate()
 }
 
@@ -284,6 +297,9 @@ func (h *Handler) Cleanup() error {
 // ServeHTTP answers the token endpoint for this grant and the published
 // documents; everything else goes to next.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
+	if h.SignIn != nil && h.serveSignIn(w, r) {
+		return nil
+	}
 	switch r.URL.Path {
 	case h.TokenPath:
 		if r.Method == http.MethodPost {

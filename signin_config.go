@@ -1,0 +1,165 @@
+package emailotp
+
+import (
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
+)
+
+// Defaults of the browser sign-in pages.
+const (
+	DefaultSignInPath      = "/email-otp/signin"
+	DefaultSessionCookie   = "email_otp_session"
+	DefaultSessionLifetime = 12 * time.Hour
+)
+
+// SignInConfig enables the browser sign-in pages: the person types an
+// address, receives a code by mail, types the code and gets a session cookie,
+// which email_otp_gate accepts in front of an application. The pages use the
+// grant's machinery: the same codes, references, ledger, mail templates and
+// rate limits, with the person's own IP for the per-user-IP limit.
+type SignInConfig struct {
+	// Path of the sign-in page. The forms post to <path>/start and
+	// <path>/verify; <path>/signout ends the session.
+	// Default: /email-otp/signin
+	Path string `json:"path,omitempty"`
+
+	// Cookie is the name of the session cookie. Default: email_otp_session
+	Cookie string `json:"cookie,omitempty"`
+
+	// SessionLifetime is how long a session cookie stays valid.
+	// Default: 12h
+	SessionLifetime caddy.Duration `json:"session_lifetime,omitempty"`
+
+	// Client is the id of a configured client: its allowed domains and its
+	// per-client limit apply to the codes asked for on the page. Default: the
+	// only client, when exactly one is configured.
+	Client string `json:"client,omitempty"`
+
+	// Title heads every page, whatever the language. Default: "Sign in",
+	// translated.
+	Title string `json:"title,omitempty"`
+
+	client *Client
+	pages  *pageLocales
+}
+
+// withDefaults returns the configuration with its defaults filled, leaving
+// the receiver as configured (so `caddy adapt` output stays as written).
+func (s SignInConfig) withDefaults(clients []*Client) SignInConfig {
+	if s.Path == "" {
+		s.Path = DefaultSignInPath
+	}
+	if s.Cookie == "" {
+		s.Cookie = DefaultSessionCookie
+	}
+	if s.SessionLifetime == 0 {
+		s.SessionLifetime = caddy.Duration(DefaultSessionLifetime)
+	}
+	if s.Client == "" && len(clients) == 1 {
+		s.Client = clients[0].ID
+	}
+	return s
+}
+
+// validate checks the configuration, defaults applied, against the clients
+// and the token path it shares the site with.
+func (s *SignInConfig) validate(clients []*Client, tokenPath string) error {
+	if s == nil {
+		return nil
+	}
+	c := s.withDefaults(clients)
+	if !strings.HasPrefix(c.Path, "/") || c.Path == "/" || strings.HasSuffix(c.Path, "/") ||
+		strings.ContainsAny(c.Path, "?#\\ ") {
+		return fmt.Errorf("signin: path %q must start with /, not end with /, and not be /", c.Path)
+	}
+	if tokenPath == c.Path || strings.HasPrefix(tokenPath, c.Path+"/") {
+		return fmt.Errorf("signin: path %q overlaps token_path %q", c.Path, tokenPath)
+	}
+	if !validCookieName(c.Cookie) {
+		return fmt.Errorf("signin: cookie %q: want letters, digits, - and _ only", c.Cookie)
+	}
+	if c.SessionLifetime < caddy.Duration(time.Minute) || c.SessionLifetime > caddy.Duration(30*24*time.Hour) {
+		return fmt.Errorf("signin: session_lifetime %s out of range 1m-720h", time.Duration(c.SessionLifetime))
+	}
+	if c.Client == "" {
+		return fmt.Errorf("signin: client is required when more than one client is configured")
+	}
+	found := false
+	for _, cl := range clients {
+		found = found || cl.ID == c.Client
+	}
+	if !found {
+		return fmt.Errorf("signin: client %q is not configured", c.Client)
+	}
+	if len(c.Title) > 200 || strings.ContainsFunc(c.Title, isControl) {
+		return fmt.Errorf("signin: title must be one line of at most 200 bytes")
+	}
+	return nil
+}
+
+func validCookieName(n string) bool {
+	if n == "" || len(n) > 64 {
+		return false
+	}
+	for _, r := range n {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_') {
+			return false
+		}
+	}
+	return true
+}
+
+// provision fills the defaults in place and binds the client and the page
+// languages; it runs after the clients and the mail templates are ready.
+func (s *SignInConfig) provision(h *Handler) error {
+	*s = s.withDefaults(h.Clients)
+	s.client = h.clients[s.Client]
+	if s.client == nil {
+		return fmt.Errorf("signin: client %q is not configured", s.Client)
+	}
+	s.pages = newPageLocales(h.tmpl.locales())
+	return nil
+}
+
+// unmarshal reads the signin block. Syntax:
+//
+//	signin [<path>] {
+//		path             <path>
+//		cookie           <name>
+//		session_lifetime <duration>
+//		client           <client id>
+//		title            <text>
+//	}
+func (s *SignInConfig) unmarshal(d *caddyfile.Dispenser) error {
+	if d.NextArg() {
+		s.Path = d.Val()
+		if d.NextArg() {
+			return d.ArgErr()
+		}
+	}
+	for nesting := d.Nesting(); d.NextBlock(nesting); {
+		var err error
+		switch d.Val() {
+		case "path":
+			err = oneArg(d, &s.Path)
+		case "cookie":
+			err = oneArg(d, &s.Cookie)
+		case "session_lifetime":
+			err = durationArg(d, &s.SessionLifetime)
+		case "client":
+			err = oneArg(d, &s.Client)
+		case "title":
+			err = oneArg(d, &s.Title)
+		default:
+			return d.Errf("signin: unknown subdirective %q", d.Val())
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}

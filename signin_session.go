@@ -1,0 +1,91 @@
+package emailotp
+
+import (
+	"errors"
+	"net/http"
+	"time"
+
+	"github.com/go-jose/go-jose/v4"
+	"github.com/go-jose/go-jose/v4/jwt"
+)
+
+// sessionAudience is the `aud` of every session cookie, so that no other
+// token this handler signs (id_token, access token) passes for a session.
+const sessionAudience = "email_otp_session"
+
+// sessionClaims are the claims of a session cookie besides the registered
+// ones. aud is set here, not in jwt.Claims, so that it is always a JSON array
+// (go-jose writes a one-element jwt.Audience as a string).
+type sessionClaims struct {
+	Audience []string `json:"aud"`
+	Email    string   `json:"email"`
+}
+
+// mintSession signs the session of a verified address: a compact JWS with
+// `typ: session+jwt` and the signing key's kid.
+func (h *Handler) mintSession(r *http.Request, address string, t time.Time) (string, error) {
+	life := time.Duration(h.SignIn.SessionLifetime)
+	return jwt.Signed(h.keys.sessSigner).Claims(jwt.Claims{
+		Issuer:   h.issuer(r),
+		Subject:  address,
+		IssuedAt: jwt.NewNumericDate(t),
+		Expiry:   jwt.NewNumericDate(t.Add(life)),
+		ID:       randomID(),
+	}).Claims(sessionClaims{Audience: []string{sessionAudience}, Email: address}).Serialize()
+}
+
+// sessionCookie is the session cookie with its fixed attributes; an empty
+// value with maxAge < 0 deletes it.
+func (h *Handler) sessionCookie(r *http.Request, value string, maxAge int) *http.Cookie {
+	return &http.Cookie{
+		Name:     h.SignIn.Cookie,
+		Value:    value,
+		Path:     "/",
+		MaxAge:   maxAge,
+		HttpOnly: true,
+		Secure:   r.TLS != nil,
+		SameSite: http.SameSiteLaxMode,
+	}
+}
+
+var (
+	errSessionType   = errors.New("session: not a session+jwt")
+	errSessionClaims = errors.New("session: sub and email differ or are empty")
+)
+
+// sessionAlgs are the algorithms a session may be signed with: those of
+// the keys the JWKS publishes.
+var sessionAlgs = []jose.SignatureAlgorithm{jose.RS256, jose.ES256, jose.EdDSA}
+
+// verifySession returns the address a session cookie proves: signed by one
+// of the published keys (found by kid), typ session+jwt, the expected issuer,
+// the session audience, and not expired.
+func (k *signingKeys) verifySession(token, issuer string, t time.Time) (string, error) {
+	if len(token) > 8192 {
+		return "", errSessionType
+	}
+	tok, err := jwt.ParseSigned(token, sessionAlgs)
+	if err != nil {
+		return "", err
+	}
+	if len(tok.Headers) != 1 || tok.Headers[0].ExtraHeaders[jose.HeaderType] != "session+jwt" {
+		return "", errSessionType
+	}
+	var std jwt.Claims
+	var extra sessionClaims
+	if err := tok.Claims(k.public, &std, &extra); err != nil {
+		return "", err
+	}
+	err = std.ValidateWithLeeway(jwt.Expected{
+		Issuer:      issuer,
+		AnyAudience: jwt.Audience{sessionAudience},
+		Time:        t,
+	}, time.Minute)
+	if err != nil {
+		return "", err
+	}
+	if std.Subject == "" || extra.Email != std.Subject || std.Expiry == nil {
+		return "", errSessionClaims
+	}
+	return std.Subject, nil
+}
