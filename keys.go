@@ -52,6 +52,11 @@ type signingKeys struct {
 	atSigner jose.Signer // typ at+jwt (RFC 9068)
 	public   jose.JSONWebKeySet
 	jwksJSON []byte
+
+	// sessSigner signs the sign-in page's session cookie (typ session+jwt):
+	// its own typ keeps a session from passing as an access token, and the
+	// reverse, at the gate.
+	sessSigner jose.Signer
 }
 
 // loadSigningKeys reads the key from file, or loads or creates it in storage
@@ -111,6 +116,9 @@ func loadSigningKeys(ctx context.Context, storage certmagic.Storage, alg, file s
 		return nil, err
 	}
 	if sk.atSigner, err = jose.NewSigner(signingKey, (&jose.SignerOptions{}).WithType("at+jwt")); err != nil {
+		return nil, err
+	}
+	if sk.sessSigner, err = jose.NewSigner(signingKey, (&jose.SignerOptions{}).WithType("session+jwt")); err != nil {
 		return nil, err
 	}
 	return sk, nil
