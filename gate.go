@@ -1,6 +1,7 @@
 package emailotp
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net/http"
@@ -13,6 +14,7 @@ import (
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp/caddyauth"
+	"github.com/caddyserver/certmagic"
 	"github.com/go-jose/go-jose/v4"
 	"github.com/go-jose/go-jose/v4/jwt"
 	"go.uber.org/zap"
@@ -138,7 +140,13 @@ func (Gate) CaddyModule() caddy.ModuleInfo {
 // Storage keys are loaded on first use: the email_otp handler may create
 // them after the gate is provisioned.
 func (g *Gate) Provision(ctx caddy.Context) error {
-	g.logger = ctx.Logger()
+	return g.provision(ctx, ctx.Storage(), ctx.Logger())
+}
+
+// provision is Provision with its dependencies named, so tests can build a
+// gate without a running Caddy.
+func (g *Gate) provision(ctx context.Context, storage certmagic.Storage, logger *zap.Logger) error {
+	g.logger = logger
 	g.fillDefaults()
 	if err := g.Validate(); err != nil {
 		return err
@@ -155,7 +163,7 @@ func (g *Gate) Provision(ctx caddy.Context) error {
 	})
 	g.accepts = setOf(g.Accept, func(s string) string { return s })
 	var err error
-	g.keys, err = newGateKeys(ctx, ctx.Storage(), g.KeyFile)
+	g.keys, err = newGateKeys(ctx, storage, g.KeyFile)
 	return err
 }
 
