@@ -228,8 +228,12 @@ func (g *Gate) Authenticate(w http.ResponseWriter, r *http.Request) (caddyauth.U
 	bearer, hasBearer := g.bearerToken(r)
 	if g.Header != "" {
 		// Before anything else, so no path lets a client-supplied value
-		// reach the upstream.
-		r.Header.Del(g.Header)
+		// reach the upstream, whatever the spelling of its name.
+		for k := range r.Header {
+			if strings.EqualFold(k, g.Header) {
+				delete(r.Header, k)
+			}
+		}
 	}
 	var (
 		u         caddyauth.User

@@ -19,6 +19,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -27,6 +28,7 @@ import (
 	"github.com/caddyserver/certmagic"
 	"github.com/go-jose/go-jose/v4"
 	"github.com/go-jose/go-jose/v4/jwt"
+	"go.uber.org/zap"
 )
 
 // gateSite is otpSite with routes behind the gate: /api/ proxies to
@@ -112,7 +114,7 @@ type minter struct {
 
 // newMinter loads (or creates) the signing key of alg in a file storage,
 // exactly as the email_otp handler does.
-func newMinter(t *testing.T, storageDir, alg, issuer string) *minter {
+func newMinter(t testing.TB, storageDir, alg, issuer string) *minter {
 	t.Helper()
 	sk, err := loadSigningKeys(context.Background(), &certmagic.FileStorage{Path: storageDir}, alg, "")
 	if err != nil {
@@ -122,7 +124,7 @@ func newMinter(t *testing.T, storageDir, alg, issuer string) *minter {
 }
 
 // at is an access token as the handler mints it, with changes applied.
-func (m *minter) at(t *testing.T, sub string, change func(map[string]any)) string {
+func (m *minter) at(t testing.TB, sub string, change func(map[string]any)) string {
 	t.Helper()
 	n := time.Now()
 	c := map[string]any{"iss": m.issuer, "sub": sub, "aud": []string{"app"}, "client_id": "app",
@@ -134,7 +136,7 @@ func (m *minter) at(t *testing.T, sub string, change func(map[string]any)) strin
 }
 
 // session is a sign-in page session as the shared contract defines it.
-func (m *minter) session(t *testing.T, sub string, change func(map[string]any)) string {
+func (m *minter) session(t testing.TB, sub string, change func(map[string]any)) string {
 	t.Helper()
 	n := time.Now()
 	c := map[string]any{"iss": m.issuer, "sub": sub, "email": sub, "aud": []string{sessionAudience},
@@ -145,7 +147,7 @@ func (m *minter) session(t *testing.T, sub string, change func(map[string]any)) 
 	return sign(t, m.keys.sessSigner, c)
 }
 
-func sign(t *testing.T, s jose.Signer, claims map[string]any) string {
+func sign(t testing.TB, s jose.Signer, claims map[string]any) string {
 	t.Helper()
 	tok, err := jwt.Signed(s).Claims(claims).Serialize()
 	if err != nil {
@@ -574,4 +576,81 @@ func TestParseVerificationKey(t *testing.T) {
 	if _, err := parseVerificationKey([]byte("not a key")); err == nil {
 		t.Errorf("garbage accepted")
 	}
+}
+
+// TestGateStripsHeader checks the header is removed from a refused request
+// too, so no later handler (handle_errors, another provider's success) can
+// see a client's copy.
+func TestGateStripsHeader(t *testing.T) {
+	dir := t.TempDir()
+	m := newMinter(t, dir, "ES256", "https://idp.example/uas")
+	g := &Gate{Issuer: "https://idp.example/uas", Header: "X-Verified-Email"}
+	if err := g.provision(context.Background(), &certmagic.FileStorage{Path: dir}, zap.NewNop()); err != nil {
+		t.Fatal(err)
+	}
+	for name, c := range map[string]struct {
+		bearer string
+		want   []string
+		ok     bool
+	}{
+		"none":  {"", nil, false},
+		"bad":   {"x.y.z", nil, false},
+		"valid": {m.at(t, "ann@example.com", nil), []string{"ann@example.com"}, true},
+	} {
+		r := httptest.NewRequest(http.MethodGet, "/", nil)
+		r.Header["X-Verified-Email"] = []string{"mallory@evil.example"}
+		r.Header["x-verified-email"] = []string{"mallory@evil.example"} // a non-canonical key
+		if c.bearer != "" {
+			r.Header.Set("Authorization", "Bearer "+c.bearer)
+		}
+		w := httptest.NewRecorder()
+		u, ok, err := g.Authenticate(w, r)
+		if err != nil || ok != c.ok {
+			t.Errorf("%s: ok=%t err=%v", name, ok, err)
+		}
+		if got := r.Header.Values("X-Verified-Email"); !reflect.DeepEqual(got, c.want) || len(r.Header["x-verified-email"]) != 0 {
+			t.Errorf("%s: header after Authenticate = %q (non-canonical %q), want %q", name, got, r.Header["x-verified-email"], c.want)
+		}
+		if ok && u.ID != "ann@example.com" {
+			t.Errorf("%s: user %q", name, u.ID)
+		}
+	}
+}
+
+// FuzzGateVerify feeds arbitrary strings to the verifier: it must never
+// panic, and nothing but the seed's own subject, under its own kind, may
+// ever be admitted.
+func FuzzGateVerify(f *testing.F) {
+	const iss = "https://idp.example/uas"
+	dir := f.TempDir()
+	m := newMinter(f, dir, "RS256", iss)
+	g := &Gate{Issuer: iss}
+	if err := g.provision(context.Background(), &certmagic.FileStorage{Path: dir}, zap.NewNop()); err != nil {
+		f.Fatal(err)
+	}
+	at := m.at(f, "fuzz@example.com", nil)
+	sess := m.session(f, "fuzz@example.com", nil)
+	for _, s := range []string{at, sess, "", "..", "a.b.c", at + ".", strings.Replace(at, ".", "..", 1),
+		`{"protected":"x","payload":"y","signature":"z"}`} {
+		f.Add(s)
+	}
+	r := httptest.NewRequest(http.MethodGet, "/", nil)
+	f.Fuzz(func(t *testing.T, raw string) {
+		for _, kind := range []string{kindBearer, kindSession} {
+			u, err := g.verify(r, raw, kind)
+			if err != nil {
+				continue
+			}
+			if u.ID != "fuzz@example.com" || u.Metadata["kind"] != kind {
+				t.Fatalf("admitted %q as %s", u.ID, kind)
+			}
+			want := at
+			if kind == kindSession {
+				want = sess
+			}
+			if segments(t, raw)[1] != segments(t, want)[1] {
+				t.Fatalf("admitted a payload that was never signed")
+			}
+		}
+	})
 }
