@@ -14,6 +14,9 @@ func init() {
 	// Before basic_auth and the other gates: the token endpoint must stay
 	// reachable on a site whose other routes are protected.
 	httpcaddyfile.RegisterDirectiveOrder("email_otp", httpcaddyfile.Before, "basic_auth")
+	// The gate (gatecaddyfile.go) goes between the two: after the token
+	// endpoint and sign-in page, before any other authentication.
+	httpcaddyfile.RegisterDirectiveOrder("email_otp_gate", httpcaddyfile.Before, "basic_auth")
 }
 
 func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {

@@ -48,13 +48,17 @@ var supportedAlgs = map[string]func() (crypto.Signer, error){
 // algorithms still in storage, so tokens signed before an algorithm change
 // keep verifying until they expire.
 type signingKeys struct {
-	alg        jose.SignatureAlgorithm
-	kid        string
-	idSigner   jose.Signer // typ JWT
-	atSigner   jose.Signer // typ at+jwt (RFC 9068)
-	sessSigner jose.Signer // typ session+jwt (browser session cookie)
-	public     jose.JSONWebKeySet
-	jwksJSON   []byte
+	alg      jose.SignatureAlgorithm
+	kid      string
+	idSigner jose.Signer // typ JWT
+	atSigner jose.Signer // typ at+jwt (RFC 9068)
+	public   jose.JSONWebKeySet
+	jwksJSON []byte
+
+	// sessSigner signs the sign-in page's session cookie (typ session+jwt):
+	// its own typ keeps a session from passing as an access token, and the
+	// reverse, at the gate.
+	sessSigner jose.Signer
 }
 
 // loadSigningKeys reads the key from file, or loads or creates it in storage

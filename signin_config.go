@@ -9,12 +9,9 @@ import (
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 )
 
-// Defaults of the browser sign-in pages.
-const (
-	DefaultSignInPath      = "/email-otp/signin"
-	DefaultSessionCookie   = "email_otp_session"
-	DefaultSessionLifetime = 12 * time.Hour
-)
+// DefaultSessionLifetime is how long a sign-in session lasts. The path and
+// cookie defaults are shared with the gate (gate.go).
+const DefaultSessionLifetime = 12 * time.Hour
 
 // SignInConfig enables the browser sign-in pages: the person types an
 // address, receives a code by mail, types the code and gets a session cookie,

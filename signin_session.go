@@ -9,10 +9,6 @@ import (
 	"github.com/go-jose/go-jose/v4/jwt"
 )
 
-// sessionAudience is the `aud` of every session cookie, so that no other
-// token this handler signs (id_token, access token) passes for a session.
-const sessionAudience = "email_otp_session"
-
 // sessionClaims are the claims of a session cookie besides the registered
 // ones. aud is set here, not in jwt.Claims, so that it is always a JSON array
 // (go-jose writes a one-element jwt.Audience as a string).

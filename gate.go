@@ -1,0 +1,495 @@
+package emailotp
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp/caddyauth"
+	"github.com/caddyserver/certmagic"
+	"github.com/go-jose/go-jose/v4"
+	"github.com/go-jose/go-jose/v4/jwt"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+	"golang.org/x/net/http/httpguts"
+	"golang.org/x/net/idna"
+)
+
+func init() {
+	caddy.RegisterModule(Gate{})
+}
+
+// Defaults of the gate.
+const (
+	DefaultSessionCookie = "email_otp_session"
+	DefaultSignInPath    = "/email-otp/signin"
+	DefaultGateLeeway    = 30 * time.Second
+
+	// sessionAudience is the `aud` of every session cookie, so no access
+	// token or id_token (whose audience is a client) can pass for one.
+	sessionAudience = "email_otp_session"
+
+	// maxTokenBytes bounds what is parsed: our tokens are about 1 KiB.
+	maxTokenBytes = 8 << 10
+
+	// maxSessionCookies bounds how many same-named cookies are verified.
+	maxSessionCookies = 4
+)
+
+// gateAlgs are the only JWS algorithms the gate parses: those email_otp
+// signs with. "none" and the HMAC algorithms are never accepted, so a
+// public key cannot be used as an HMAC secret.
+var gateAlgs = []jose.SignatureAlgorithm{jose.RS256, jose.ES256, jose.EdDSA}
+
+// credential kinds: what the gate accepts, and the JOSE typ of each.
+const (
+	kindBearer  = "bearer"
+	kindSession = "session"
+)
+
+var kindTyp = map[string]string{kindBearer: "at+jwt", kindSession: "session+jwt"}
+
+// Gate is an authentication provider for Caddy's `authentication` handler:
+// it admits a request that carries an access token minted by the email_otp
+// handler (`Authorization: Bearer`, RFC 6750 and RFC 9068) or the session
+// cookie of its sign-in page, and names the verified address as the user.
+// `{http.auth.user.id}` is the address; `{http.auth.user.email}`,
+// `.client_id`, `.scope`, `.auth_time`, `.jti` and `.kind` (bearer or
+// session) describe the credential.
+//
+// It verifies tokens with the public halves of the signing keys email_otp
+// keeps in Caddy's storage, so it works in any site, or on any instance,
+// sharing that storage; it needs no network call and keeps no state.
+type Gate struct {
+	// Issuer is the `iss` a token must carry. Placeholders are allowed.
+	// Default: the request's scheme and host followed by /uas, the email_otp
+	// handler's default issuer.
+	Issuer string `json:"issuer,omitempty"`
+
+	// AllowClients admits only access tokens issued to these client_ids.
+	// Sessions of the sign-in page belong to no client and are not affected
+	// (restrict them with Accept). Default: any client.
+	AllowClients []string `json:"allow_clients,omitempty"`
+
+	// AllowDomains admits only addresses of these domains (exact match,
+	// case-insensitive; IDN allowed). Default: any domain.
+	AllowDomains []string `json:"allow_domains,omitempty"`
+
+	// AllowAddresses admits these addresses (case-insensitive), in addition
+	// to those AllowDomains admits. When only AllowAddresses is set, only
+	// these addresses pass. Default: any address.
+	AllowAddresses []string `json:"allow_addresses,omitempty"`
+
+	// Accept lists the credentials taken: "bearer" (an access token in the
+	// Authorization header) and "session" (the sign-in page's cookie). An
+	// API that does not want cookie-borne credentials accepts only bearer.
+	// Default: both.
+	Accept []string `json:"accept,omitempty"`
+
+	// Leeway is the clock skew allowed when checking exp, nbf and iat.
+	// Default: 30s
+	Leeway caddy.Duration `json:"leeway,omitempty"`
+
+	// Header is a request header set to the verified address for the
+	// handlers after the gate (a reverse_proxy upstream, say). Any copy the
+	// client sent is removed first, on every request, so an upstream can
+	// trust it. Default: none.
+	Header string `json:"header,omitempty"`
+
+	// Cookie is the name of the sign-in page's session cookie.
+	// Default: email_otp_session
+	Cookie string `json:"cookie,omitempty"`
+
+	// SignInPath, when set, sends a browser (a GET or HEAD that accepts
+	// text/html) without a valid credential to this path with a 302, the
+	// original path and query in the `return` parameter; other requests
+	// get 401. Default: none (always 401).
+	SignInPath string `json:"sign_in_path,omitempty"`
+
+	// KeyFile is a PEM key (private or public: PKCS#8, PKIX, PKCS#1 or SEC 1)
+	// whose tokens are also accepted, for an email_otp configured with
+	// signing_key_file. Default: only the keys in Caddy's storage.
+	KeyFile string `json:"key_file,omitempty"`
+
+	logger    *zap.Logger
+	keys      *gateKeys
+	leeway    time.Duration
+	clients   map[string]bool
+	domains   map[string]bool
+	addresses map[string]bool
+	accepts   map[string]bool
+}
+
+// CaddyModule returns the Caddy module information.
+func (Gate) CaddyModule() caddy.ModuleInfo {
+	return caddy.ModuleInfo{
+		ID:  "http.authentication.providers.email_otp",
+		New: func() caddy.Module { return new(Gate) },
+	}
+}
+
+// Provision fills defaults, indexes the allow lists and reads the key file.
+// Storage keys are loaded on first use: the email_otp handler may create
+// them after the gate is provisioned.
+func (g *Gate) Provision(ctx caddy.Context) error {
+	return g.provision(ctx, ctx.Storage(), ctx.Logger())
+}
+
+// provision is Provision with its dependencies named, so tests can build a
+// gate without a running Caddy.
+func (g *Gate) provision(ctx context.Context, storage certmagic.Storage, logger *zap.Logger) error {
+	g.logger = logger
+	g.fillDefaults()
+	if err := g.Validate(); err != nil {
+		return err
+	}
+	g.leeway = time.Duration(g.Leeway)
+	g.clients = setOf(g.AllowClients, func(s string) string { return s })
+	g.domains = setOf(g.AllowDomains, func(s string) string {
+		a, _ := idna.Lookup.ToASCII(s)
+		return strings.ToLower(a)
+	})
+	g.addresses = setOf(g.AllowAddresses, func(s string) string {
+		a, _ := parseAddress(s)
+		return a.key()
+	})
+	g.accepts = setOf(g.Accept, func(s string) string { return s })
+	var err error
+	g.keys, err = newGateKeys(ctx, storage, g.KeyFile)
+	return err
+}
+
+func (g *Gate) fillDefaults() {
+	if g.Cookie == "" {
+		g.Cookie = DefaultSessionCookie
+	}
+	if g.Leeway == 0 {
+		g.Leeway = caddy.Duration(DefaultGateLeeway)
+	}
+	if len(g.Accept) == 0 {
+		g.Accept = []string{kindBearer, kindSession}
+	}
+}
+
+// Validate checks the configuration without side effects.
+func (g *Gate) Validate() error {
+	if g.Leeway < 0 || g.Leeway > caddy.Duration(10*time.Minute) {
+		return fmt.Errorf("leeway %s out of range 0-10m", time.Duration(g.Leeway))
+	}
+	for _, a := range g.Accept {
+		if _, ok := kindTyp[a]; !ok {
+			return fmt.Errorf("accept %q: want bearer or session", a)
+		}
+	}
+	for _, c := range g.AllowClients {
+		if c == "" {
+			return fmt.Errorf("allow_clients: empty client_id")
+		}
+	}
+	for _, d := range g.AllowDomains {
+		if a, err := idna.Lookup.ToASCII(d); err != nil || d == "" || !strings.Contains(a, ".") {
+			return fmt.Errorf("allow_domains: %q is not a domain name", d)
+		}
+	}
+	for _, s := range g.AllowAddresses {
+		if _, err := parseAddress(s); err != nil {
+			return fmt.Errorf("allow_addresses: %q: %v", s, err)
+		}
+	}
+	if g.Header != "" {
+		if !httpguts.ValidHeaderFieldName(g.Header) {
+			return fmt.Errorf("header %q is not a valid header field name", g.Header)
+		}
+		switch http.CanonicalHeaderKey(g.Header) {
+		case "Authorization", "Cookie", "Host", "Content-Length", "Transfer-Encoding":
+			return fmt.Errorf("header %q: choose a header of your own", g.Header)
+		}
+	}
+	if g.Cookie != "" && !httpguts.ValidHeaderFieldName(g.Cookie) {
+		return fmt.Errorf("cookie %q is not a valid cookie name", g.Cookie)
+	}
+	if g.SignInPath != "" && (!strings.HasPrefix(g.SignInPath, "/") || strings.HasPrefix(g.SignInPath, "//")) {
+		return fmt.Errorf("signin %q must be a path on this site, starting with a single /", g.SignInPath)
+	}
+	return nil
+}
+
+// Authenticate admits the request if it carries a valid access token or
+// session. It returns an error only when keys could not be read.
+func (g *Gate) Authenticate(w http.ResponseWriter, r *http.Request) (caddyauth.User, bool, error) {
+	bearer, hasBearer := g.bearerToken(r)
+	if g.Header != "" {
+		// Before anything else, so no path lets a client-supplied value
+		// reach the upstream, whatever the spelling of its name.
+		for k := range r.Header {
+			if strings.EqualFold(k, g.Header) {
+				delete(r.Header, k)
+			}
+		}
+	}
+	var (
+		u         caddyauth.User
+		err       error
+		presented bool
+	)
+	switch {
+	case hasBearer:
+		presented = true
+		u, err = g.verify(r, bearer, kindBearer)
+	case g.accepts[kindSession]:
+		err = errNoCredential
+		// Several cookies of that name are tried: a sibling subdomain may
+		// have planted one of its own in front of ours.
+		cookies := r.CookiesNamed(g.Cookie)
+		for _, c := range cookies[:min(len(cookies), maxSessionCookies)] {
+			presented = true
+			if u, err = g.verify(r, c.Value, kindSession); err == nil || errors.Is(err, errKeyStorage) {
+				break
+			}
+		}
+	default:
+		err = errNoCredential
+	}
+	if err == nil {
+		if g.Header != "" {
+			r.Header.Set(g.Header, u.ID)
+		}
+		return u, true, nil
+	}
+	if c := g.logger.Check(zapcore.DebugLevel, "credential refused"); c != nil {
+		c.Write(zap.Bool("presented", presented), zap.String("reason", err.Error()))
+	}
+	g.refuse(w, r, presented, hasBearer)
+	if errors.Is(err, errKeyStorage) {
+		return caddyauth.User{}, false, err
+	}
+	return caddyauth.User{}, false, nil
+}
+
+// bearerToken returns the token of an `Authorization: Bearer` header when
+// the gate accepts bearer tokens. Several Authorization headers, or a
+// malformed Bearer one, count as a presented, invalid token.
+func (g *Gate) bearerToken(r *http.Request) (string, bool) {
+	if !g.accepts[kindBearer] {
+		return "", false
+	}
+	vals := r.Header.Values("Authorization")
+	if len(vals) == 0 {
+		return "", false
+	}
+	scheme, tok, _ := strings.Cut(vals[0], " ")
+	if !strings.EqualFold(scheme, "Bearer") {
+		if len(vals) > 1 {
+			return "", true
+		}
+		return "", false // Basic and others belong to someone else
+	}
+	tok = strings.TrimLeft(tok, " ")
+	if len(vals) > 1 || tok == "" || strings.ContainsAny(tok, " \t") {
+		return "", true
+	}
+	return tok, true
+}
+
+// refuse writes the answer to a request that is not admitted: a redirect to
+// the sign-in page for a browser navigation, else the RFC 6750 challenge
+// (the authentication handler then answers 401).
+func (g *Gate) refuse(w http.ResponseWriter, r *http.Request, presented, bearer bool) {
+	if g.SignInPath != "" && !bearer && isNavigation(r) && r.URL.Path != g.SignInPath {
+		orig := r
+		if o, ok := r.Context().Value(caddyhttp.OriginalRequestCtxKey).(http.Request); ok {
+			orig = &o
+		}
+		sep := "?"
+		if strings.Contains(g.SignInPath, "?") {
+			sep = "&"
+		}
+		w.Header().Set("Location", g.SignInPath+sep+"return="+url.QueryEscape(orig.URL.RequestURI()))
+		w.Header().Set("Cache-Control", "no-store")
+		w.Header().Add("Vary", "Accept")
+		w.WriteHeader(http.StatusFound)
+		return
+	}
+	challenge := `Bearer realm="email_otp"`
+	if presented {
+		challenge += `, error="invalid_token"`
+	}
+	w.Header().Set("WWW-Authenticate", challenge)
+}
+
+// isNavigation reports whether the request looks like a browser loading a
+// page: a GET or HEAD that accepts text/html.
+func isNavigation(r *http.Request) bool {
+	if r.Method != http.MethodGet && r.Method != http.MethodHead {
+		return false
+	}
+	for _, part := range strings.Split(r.Header.Get("Accept"), ",") {
+		mt, _, _ := strings.Cut(part, ";")
+		if strings.EqualFold(strings.TrimSpace(mt), "text/html") {
+			return true
+		}
+	}
+	return false
+}
+
+// Reasons a credential is refused. They are logged at debug level; none
+// holds any part of the token.
+var (
+	errNoCredential  = errors.New("no credential")
+	errMalformed     = errors.New("not a compact JWS with an accepted algorithm")
+	errTooLong       = errors.New("token too long")
+	errWrongTyp      = errors.New("wrong typ header")
+	errUnknownKey    = errors.New("unknown kid")
+	errAlgMismatch   = errors.New("alg does not fit the key")
+	errSignature     = errors.New("bad signature or claims")
+	errNoExpiry      = errors.New("no exp claim")
+	errTime          = errors.New("expired, not yet valid or issued in the future")
+	errIssuer        = errors.New("wrong issuer")
+	errAudience      = errors.New("wrong audience or client")
+	errSubject       = errors.New("sub is not a normalized address")
+	errEmailMismatch = errors.New("email differs from sub")
+	errNotAllowed    = errors.New("address not allowed here")
+)
+
+// gateClaims are the claims the gate reads besides the registered ones.
+type gateClaims struct {
+	Email    string `json:"email"`
+	ClientID string `json:"client_id"`
+	Scope    string `json:"scope"`
+	AuthTime int64  `json:"auth_time"`
+}
+
+// verify checks one token of the given kind and returns its user.
+func (g *Gate) verify(r *http.Request, raw, kind string) (caddyauth.User, error) {
+	var none caddyauth.User
+	if len(raw) > maxTokenBytes {
+		return none, errTooLong
+	}
+	tok, err := jwt.ParseSigned(raw, gateAlgs)
+	if err != nil || len(tok.Headers) != 1 {
+		return none, errMalformed
+	}
+	hdr := tok.Headers[0]
+	if typ, _ := hdr.ExtraHeaders[jose.HeaderType].(string); !typIs(typ, kindTyp[kind]) {
+		return none, errWrongTyp
+	}
+	key, err := g.keys.lookup(hdr.KeyID)
+	if err != nil {
+		return none, err
+	}
+	if key.Algorithm != hdr.Algorithm {
+		return none, errAlgMismatch
+	}
+	var (
+		std   jwt.Claims
+		extra gateClaims
+	)
+	if err := tok.Claims(key.Key, &std, &extra); err != nil {
+		return none, errSignature
+	}
+	if std.Expiry == nil {
+		return none, errNoExpiry
+	}
+	if err := std.ValidateWithLeeway(jwt.Expected{Time: now()}, g.leeway); err != nil {
+		return none, errTime
+	}
+	if std.Issuer != g.issuer(r) {
+		return none, errIssuer
+	}
+	switch kind {
+	case kindBearer:
+		if extra.ClientID == "" || !std.Audience.Contains(extra.ClientID) ||
+			(g.clients != nil && !g.clients[extra.ClientID]) {
+			return none, errAudience
+		}
+	case kindSession:
+		if !std.Audience.Contains(sessionAudience) {
+			return none, errAudience
+		}
+	}
+	addr, err := parseAddress(std.Subject)
+	if err != nil || addr.String() != std.Subject {
+		return none, errSubject
+	}
+	if extra.Email != "" && extra.Email != std.Subject {
+		return none, errEmailMismatch
+	}
+	if !g.allows(addr) {
+		return none, errNotAllowed
+	}
+	authTime := ""
+	if extra.AuthTime > 0 {
+		authTime = strconv.FormatInt(extra.AuthTime, 10)
+	}
+	return caddyauth.User{
+		ID: std.Subject,
+		Metadata: map[string]string{
+			"email":     std.Subject,
+			"client_id": extra.ClientID,
+			"scope":     extra.Scope,
+			"auth_time": authTime,
+			"jti":       std.ID,
+			"kind":      kind,
+		},
+	}, nil
+}
+
+// typIs compares a JOSE typ with the expected media type, with or without
+// the "application/" prefix and ignoring case (RFC 7515 §4.1.9).
+func typIs(typ, want string) bool {
+	typ = strings.ToLower(typ)
+	return typ == want || typ == "application/"+want
+}
+
+// allows applies allow_domains and allow_addresses: with neither, any
+// address passes; otherwise an address passes if either list admits it.
+func (g *Gate) allows(a address) bool {
+	if g.domains == nil && g.addresses == nil {
+		return true
+	}
+	return g.domains[a.Domain] || g.addresses[a.key()]
+}
+
+// issuer is the expected iss for this request, built as the email_otp
+// handler builds its default.
+func (g *Gate) issuer(r *http.Request) string {
+	if g.Issuer != "" {
+		if repl, ok := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer); ok {
+			return strings.TrimSuffix(repl.ReplaceAll(g.Issuer, ""), "/")
+		}
+		return strings.TrimSuffix(g.Issuer, "/")
+	}
+	scheme := "http"
+	if r.TLS != nil {
+		scheme = "https"
+	}
+	return scheme + "://" + r.Host + "/uas"
+}
+
+// setOf indexes a list through norm; an empty list gives nil (no limit).
+func setOf(list []string, norm func(string) string) map[string]bool {
+	if len(list) == 0 {
+		return nil
+	}
+	m := make(map[string]bool, len(list))
+	for _, s := range list {
+		m[norm(s)] = true
+	}
+	return m
+}
+
+// Interface guards
+var (
+	_ caddy.Provisioner       = (*Gate)(nil)
+	_ caddy.Validator         = (*Gate)(nil)
+	_ caddyauth.Authenticator = (*Gate)(nil)
+	_ caddyfile.Unmarshaler   = (*Gate)(nil)
+)
