@@ -198,7 +198,7 @@ func FuzzOpenReference(f *testing.F) {
 		if c, err := s.open(input); err == nil {
 			t.Fatalf("forged input %q opened as %+v", input, c)
 		}
-		client, addr, nonce = clip(client), clip(addr), clip(nonce)
+		client, addr, nonce = clipField(client), clipField(addr), clipField(nonce)
 		issued := time.Unix(1700000000, 0)
 		ch := s.newChallenge(client, addr, nonce, "12345678", issued, 10*time.Minute)
 		ch.Attempt = int(attempt)
@@ -227,8 +227,8 @@ func FuzzOpenReference(f *testing.F) {
 	})
 }
 
-// clip keeps a string within the 255 bytes a reference field holds.
-func clip(s string) string {
+// clipField keeps a string within the 255 bytes a reference field holds.
+func clipField(s string) string {
 	if len(s) > maxFieldLen {
 		return s[:maxFieldLen]
 	}
