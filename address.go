@@ -84,5 +84,10 @@ func parseAddress(s string) (address, error) {
 	if err != nil || !strings.Contains(ascii, ".") || len(ascii) > 253 {
 		return address{}, errAddrDomain
 	}
+	// The A-label form is what is mailed and signed: it, not the input,
+	// must fit the 254 characters of an SMTP path.
+	if len(local)+1+len(ascii) > 254 {
+		return address{}, errAddrTooLong
+	}
 	return address{Local: local, Domain: strings.ToLower(ascii)}, nil
 }

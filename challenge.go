@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"hash"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 )
@@ -147,10 +148,13 @@ func (s *sealer) seal(c *challenge) string {
 // open decodes and authenticates a reference. It does not check expiry or the
 // ledger: those are the grant's decisions.
 func (s *sealer) open(ref string) (*challenge, error) {
-	if len(ref) == 0 || len(ref) > maxRefLength {
+	// Strict decoding and no line breaks: the decoder would otherwise
+	// ignore CR/LF and the spare bits of the last character, so several
+	// strings would open as the same reference.
+	if len(ref) == 0 || len(ref) > maxRefLength || strings.ContainsAny(ref, "\r\n") {
 		return nil, errRefMalformed
 	}
-	raw, err := base64.RawURLEncoding.DecodeString(ref)
+	raw, err := base64.RawURLEncoding.Strict().DecodeString(ref)
 	if err != nil {
 		return nil, errRefMalformed
 	}

@@ -334,6 +334,9 @@ func (h *Handler) validate(w http.ResponseWriter, r *http.Request, req *tokenReq
 	if !isDigits(code) || len(code) < 6 || len(code) > 12 {
 		return errInvalidRequest("%s must be 6 to 12 digits", paramCode)
 	}
+	if len(req.get("nonce")) > maxFieldLen {
+		return errInvalidRequest("nonce longer than %d bytes", maxFieldLen)
+	}
 	c := req.client
 	ch, err := h.refs.open(ref)
 	if err != nil {
@@ -390,9 +393,6 @@ func (h *Handler) validate(w http.ResponseWriter, r *http.Request, req *tokenReq
 	nonce := req.get("nonce")
 	if nonce == "" {
 		nonce = ch.Nonce
-	}
-	if len(nonce) > maxFieldLen {
-		return errInvalidRequest("nonce longer than %d bytes", maxFieldLen)
 	}
 	resp, err := h.mint(grantResult{
 		issuer:   h.issuer(r),

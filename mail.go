@@ -9,6 +9,7 @@ import (
 	"fmt"
 	htmltemplate "html/template"
 	"maps"
+	"net"
 	"net/mail"
 	"os"
 	"slices"
@@ -300,7 +301,8 @@ func newMailer(cfg *SMTPConfig, repl *caddy.Replacer) (*mailer, error) {
 		if port == 0 {
 			port = 587
 		}
-		opts = append(opts, gomail.WithTLSPolicy(gomail.TLSMandatory), gomail.WithTLSConfig(tlsCfg))
+		opts = append(opts, gomail.WithTLSPolicy(gomail.TLSMandatory), gomail.WithTLSConfig(tlsCfg),
+			gomail.WithDialContextFunc(trackingDial))
 	case "tls":
 		if port == 0 {
 			port = 465
@@ -310,7 +312,7 @@ func newMailer(cfg *SMTPConfig, repl *caddy.Replacer) (*mailer, error) {
 		if port == 0 {
 			port = 25
 		}
-		opts = append(opts, gomail.WithTLSPolicy(gomail.NoTLS))
+		opts = append(opts, gomail.WithTLSPolicy(gomail.NoTLS), gomail.WithDialContextFunc(trackingDial))
 	}
 	opts = append(opts, gomail.WithPort(port))
 	if cfg.Username != "" {
@@ -360,7 +362,34 @@ func (m *mailer) send(ctx context.Context, o outgoing) error {
 	}
 	ctx, cancel := context.WithTimeout(ctx, m.timeout)
 	defer cancel()
-	return m.client.DialAndSendWithContext(ctx, msg)
+	slot := new(connSlot)
+	err = m.client.DialAndSendWithContext(context.WithValue(ctx, connSlotKey{}, slot), msg)
+	if slot.conn != nil {
+		_ = slot.conn.Close() // already closed after QUIT; not after a dial-phase failure
+	}
+	return err
+}
+
+// connSlot receives the connection of one delivery from trackingDial.
+// go-mail v0.8.1 does not close the connection when the dial phase fails
+// after the greeting (EHLO refused, STARTTLS missing under TLSMandatory, TLS
+// handshake failed), leaving the socket to the garbage collector; send closes
+// it itself. The slot travels in the dial context because the client is
+// shared by concurrent deliveries.
+type connSlot struct{ conn net.Conn }
+
+type connSlotKey struct{}
+
+// trackingDial dials TCP and records the connection in the context's slot.
+// It is not used with implicit TLS: go-mail only knows the connection is
+// encrypted (and so allows AUTH PLAIN) when it dials the TLS itself.
+func trackingDial(ctx context.Context, network, addr string) (net.Conn, error) {
+	var d net.Dialer
+	c, err := d.DialContext(ctx, network, addr)
+	if s, ok := ctx.Value(connSlotKey{}).(*connSlot); ok && err == nil {
+		s.conn = c
+	}
+	return c, err
 }
 
 // errAddressRefused marks a permanent refusal of the recipient (5xx to RCPT
