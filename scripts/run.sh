@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Runs Caddy with this plugin on Caddyfile.example, on loopback, with mailpit
+# Runs Caddy with this plugin on Caddyfile.example (or the Caddyfile given as
+# the first argument, e.g. Caddyfile.signin.example), on loopback, with mailpit
 # as the SMTP sink. Open the mailpit URL it prints to read the mails.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -20,4 +21,4 @@ trap 'kill $mp 2>/dev/null || true' EXIT INT TERM
 
 echo "mailpit: http://127.0.0.1:$ui_port  (SMTP 127.0.0.1:$SMTP_PORT)"
 echo "caddy:   ${EMAIL_OTP_SITE:-http://localhost:8080}  (token endpoint /uas/oauth2/token)"
-.bin/caddy run --config Caddyfile.example --adapter caddyfile
+.bin/caddy run --config "${1:-Caddyfile.example}" --adapter caddyfile
