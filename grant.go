@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode"
 	"unicode/utf8"
 
 	"go.uber.org/zap"
@@ -175,6 +176,16 @@ func (h *Handler) parseRequest(r *http.Request, form url.Values) (*tokenRequest,
 	}
 	c, ok := h.authenticate(id, secret)
 	if !ok {
+		// One line per refusal, so brute force shows in the logs; the
+		// client id only if it is configured (an unknown one is attacker
+		// text), never the secret.
+		if ce := h.logger.Check(zapcore.InfoLevel, "client authentication failed"); ce != nil {
+			known := "unknown"
+			if _, ok := h.clients[id]; ok {
+				known = id
+			}
+			ce.Write(zap.String("client", known))
+		}
 		return nil, &oauthError{status: http.StatusUnauthorized, Code: "invalid_client", Description: "client authentication failed", basic: basic}
 	}
 	req.client = c
@@ -318,7 +329,9 @@ func checkTitleBody(title, body string, form url.Values) *oauthError {
 	return nil
 }
 
-func isControl(r rune) bool { return r < 0x20 || r == 0x7f }
+// isControl refuses C0 and C1 controls and the Unicode line and paragraph
+// separators, which some mail clients render as line breaks.
+func isControl(r rune) bool { return unicode.IsControl(r) || r == '\u2028' || r == '\u2029' }
 
 // validate consumes the reference and trades a right code for tokens. Checks
 // that do not involve the code (client, address, expiry) come first and do not
