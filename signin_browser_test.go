@@ -19,7 +19,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/caddyserver/caddy/v2/caddyconfig"
 	"github.com/chromedp/cdproto/cdp"
 	"github.com/chromedp/cdproto/network"
 	"github.com/chromedp/chromedp"
@@ -28,15 +27,6 @@ import (
 )
 
 const chromiumPath = "/usr/bin/chromium"
-
-// gateRegistered reports whether the email_otp_gate directive exists in this
-// build. The gate is built on another branch; until it is merged the test
-// starts at the sign-in URL itself and checks the cookie with the JWKS, and
-// afterwards it goes through the gate like a person would.
-func gateRegistered() bool {
-	_, _, err := caddyconfig.GetAdapter("caddyfile").Adapt([]byte("http://127.0.0.1:1 {\n\temail_otp_gate\n}\n"), nil)
-	return err == nil || !strings.Contains(err.Error(), "unrecognized directive")
-}
 
 // newChromium starts a headless Chromium with a fresh profile and returns a
 // tab's context; the browser is stopped when the test ends.
@@ -195,11 +185,7 @@ func TestSignInBrowser(t *testing.T) {
 		fmt.Fprintf(w, "app %s verified=%s", r.URL.Path, r.Header.Get("X-Verified-Email"))
 	}))
 	t.Cleanup(app.Close)
-	gated := gateRegistered()
-	protect := ""
-	if gated {
-		protect = fmt.Sprintf("email_otp_gate {\n\t\t\tsignin %s\n\t\t\theader X-Verified-Email\n\t\t}", signinPath)
-	}
+	protect := fmt.Sprintf("email_otp_gate {\n\t\t\tsignin %s\n\t\t\theader X-Verified-Email\n\t\t}", signinPath)
 	tc := startCaddy(t, signinSite(mp.SMTPPort, "")+fmt.Sprintf(`
 	handle /app/* {
 		%s
@@ -215,19 +201,13 @@ func TestSignInBrowser(t *testing.T) {
 			}
 		}
 	})
-	t.Logf("email_otp_gate registered: %v", gated)
 	lap("chromium, mailpit and caddy up")
 
-	// 1. The person opens the application (through the gate) or the sign-in
-	// page with the application as return target.
-	if gated {
-		b.do("opening the app", chromedp.Navigate(tc.Base+"/app/"))
-		u := b.waitURL("redirect to sign-in", func(u *url.URL) bool { return u.Path == signinPath })
-		if u.Query().Get("return") != "/app/" {
-			t.Fatalf("gate redirect: %s", u)
-		}
-	} else {
-		b.do("opening sign-in", chromedp.Navigate(tc.Base+signinPath+"?return=%2Fapp%2F"))
+	// 1. The person opens the application; the gate sends them to sign in.
+	b.do("opening the app", chromedp.Navigate(tc.Base+"/app/"))
+	u := b.waitURL("redirect to sign-in", func(u *url.URL) bool { return u.Path == signinPath })
+	if u.Query().Get("return") != "/app/" {
+		t.Fatalf("gate redirect: %s", u)
 	}
 	b.do("address form", chromedp.WaitVisible(chromedp.CSS("#email")))
 	if lang := b.attr("html", "lang"); lang != "en" {
@@ -286,7 +266,7 @@ func TestSignInBrowser(t *testing.T) {
 	if !strings.HasPrefix(body, "app /app/") {
 		t.Fatalf("app page = %q", body)
 	}
-	if gated && !strings.Contains(body, "verified="+alice) {
+	if !strings.Contains(body, "verified="+alice) {
 		t.Errorf("gate did not pass the address: %q", body)
 	}
 	lap("signed in, on /app/")
@@ -309,10 +289,8 @@ func TestSignInBrowser(t *testing.T) {
 			Name: DefaultSessionCookie, Value: forged, URL: tc.Base + "/", Path: "/", HTTPOnly: ptrTo(true)})
 		return err
 	}), chromedp.Navigate(tc.Base+signinPath+"?return=/app/"), chromedp.WaitVisible(chromedp.CSS("#email")))
-	if gated {
-		b.do("app with the forged cookie", chromedp.Navigate(tc.Base+"/app/"))
-		b.waitURL("forged cookie refused by the gate", func(u *url.URL) bool { return u.Path == signinPath })
-	}
+	b.do("app with the forged cookie", chromedp.Navigate(tc.Base+"/app/"))
+	b.waitURL("forged cookie refused by the gate", func(u *url.URL) bool { return u.Path == signinPath })
 	lap("forged cookie refused")
 
 	// 5. Sign-out by link clears the cookie.
