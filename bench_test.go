@@ -73,8 +73,9 @@ func reportCPU(b *testing.B) func() {
 // benchSMTP is where benchHandler sends mail: a fake SMTP server, with or
 // without STARTTLS.
 type benchSMTP struct {
-	port   int
-	caFile string // set for STARTTLS
+	port      int
+	caFile    string // set for STARTTLS
+	idleConns int    // SMTPConfig.IdleConns
 }
 
 // benchHandler provisions a Handler outside Caddy, as described at the top of
@@ -89,6 +90,7 @@ func benchHandler(tb testing.TB, alg string, smtp benchSMTP) *Handler {
 		Clients:  []*Client{{ID: "bench", Secret: "bench-secret"}},
 		Limits:   &RateLimits{PerAddress: &Limit{Count: -1}, PerClient: &Limit{Count: -1}},
 	}
+	h.SMTP.IdleConns = smtp.idleConns
 	if smtp.caFile != "" {
 		h.SMTP.TLS, h.SMTP.CAFile, h.SMTP.ServerName = "starttls", smtp.caFile, "localhost"
 	}
@@ -128,6 +130,7 @@ func benchHandler(tb testing.TB, alg string, smtp benchSMTP) *Handler {
 	if h.mailer, err = newMailer(h.SMTP, repl); err != nil {
 		tb.Fatal(err)
 	}
+	tb.Cleanup(h.mailer.close)
 	ml := newMemoryLedger(time.Minute)
 	tb.Cleanup(func() { _ = ml.Destruct() })
 	h.ledger = ml
@@ -277,15 +280,18 @@ func BenchmarkValidateHandler(b *testing.B) {
 // BenchmarkInitiateHandler is a successful initiation through ServeHTTP
 // against the in-process fake SMTP server: parsing, client authentication,
 // address parsing, the limiter, a new code and challenge, rendering, one SMTP
-// delivery (go-mail, loopback; plain or STARTTLS), logging, the sealed
-// reference in the JSON answer. The fake server runs in this process and its
-// CPU time is counted too.
+// delivery (go-mail, loopback; plain or STARTTLS, a connection per mail or
+// kept-open connections), logging, the sealed reference in the JSON answer.
+// The fake server runs in this process and its CPU time is counted too.
 func BenchmarkInitiateHandler(b *testing.B) {
-	for _, mode := range []string{"plain", "starttls"} {
+	for _, mode := range []string{"plain", "plain-pool", "starttls", "starttls-pool"} {
 		b.Run(mode, func(b *testing.B) {
 			var opts []fakeOpt
 			cfg := benchSMTP{}
-			if mode == "starttls" {
+			if strings.HasSuffix(mode, "-pool") {
+				cfg.idleConns = 4
+			}
+			if strings.HasPrefix(mode, "starttls") {
 				serverTLS, caPEM, _, _ := testCert(b)
 				opts = append(opts, withSTARTTLS(serverTLS))
 				cfg.caFile = filepath.Join(b.TempDir(), "ca.pem")
