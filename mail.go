@@ -287,6 +287,11 @@ func newMailer(cfg *SMTPConfig, repl *caddy.Replacer) (*mailer, error) {
 		timeout = time.Duration(cfg.Timeout)
 		opts[0] = gomail.WithTimeout(timeout)
 	}
+	// No NOOP before and after each mail and no RSET after it: a fresh
+	// connection needs neither, and a kept one starts its next mail with
+	// MAIL FROM, which fails as plainly as a NOOP would when the server has
+	// closed it (smtpPool then dials again). Three round trips fewer a mail.
+	opts = append(opts, gomail.WithoutNoop(), gomail.WithoutRset())
 	tlsCfg := &tls.Config{ServerName: host, MinVersion: tls.VersionTLS12}
 	if cfg.ServerName != "" {
 		tlsCfg.ServerName = cfg.ServerName

@@ -43,6 +43,7 @@ import (
 
 type config struct {
 	duration time.Duration
+	slice    time.Duration
 	flows    time.Duration
 	conc     []int
 	rounds   int
@@ -58,6 +59,7 @@ func main() {
 	var cfg config
 	var conc string
 	flag.DurationVar(&cfg.duration, "duration", 3*time.Second, "length of each cell")
+	flag.DurationVar(&cfg.slice, "slice", 500*time.Millisecond, "cells at one concurrency run interleaved in slices this long")
 	flag.DurationVar(&cfg.flows, "flows", 5*time.Second, "length of the sequential whole-flow cell")
 	flag.StringVar(&conc, "conc", "1,4,16", "concurrency levels, comma-separated")
 	flag.IntVar(&cfg.rounds, "rounds", 1, "repeat every cell this many times and keep the median")
@@ -75,8 +77,8 @@ func main() {
 		}
 		cfg.conc = append(cfg.conc, n)
 	}
-	if cfg.rounds < 1 || cfg.duration <= 0 {
-		fatalf("-rounds and -duration must be positive")
+	if cfg.rounds < 1 || cfg.duration <= 0 || cfg.slice <= 0 {
+		fatalf("-rounds, -duration and -slice must be positive")
 	}
 	if err := benchmark(cfg); err != nil {
 		fatalf("%v", err)
@@ -125,18 +127,20 @@ func findMailpit(root, flagPath string) (string, error) {
 
 // cellNames in the order they run and print.
 const (
-	cBare     = "bare Caddy `respond`, POST /bare"
-	cSign     = "signing alone, in-process (id_token + access token)"
-	cValidate = "**validate step** through Caddy"
-	cRawNullD = "raw go-mail → null sink, a connection per message"
-	cRawNullK = "raw go-mail → null sink, kept-open connection per worker"
-	cInitNull = "**initiate step** → null sink"
-	cRawMPD   = "raw go-mail → mailpit, a connection per message"
-	cRawMPK   = "raw go-mail → mailpit, kept-open connection per worker"
-	cInitMP   = "**initiate step** → mailpit"
+	cBare      = "bare Caddy `respond`, POST /bare"
+	cSign      = "signing alone, in-process (id_token + access token)"
+	cValidate  = "**validate step** through Caddy"
+	cRawNullD  = "raw go-mail → null sink, a connection per message"
+	cRawNullK  = "raw go-mail → null sink, kept-open connection per worker"
+	cInitNull  = "**initiate step** → null sink"
+	cInitNullP = "**initiate step** → null sink, `idle_conns 16`"
+	cRawMPD    = "raw go-mail → mailpit, a connection per message"
+	cRawMPK    = "raw go-mail → mailpit, kept-open connection per worker"
+	cInitMP    = "**initiate step** → mailpit"
+	cInitMPP   = "**initiate step** → mailpit, `idle_conns 16`"
 )
 
-var cellOrder = []string{cBare, cSign, cValidate, cRawNullD, cRawNullK, cInitNull, cRawMPD, cRawMPK, cInitMP}
+var cellOrder = []string{cBare, cSign, cValidate, cRawNullD, cRawNullK, cInitNull, cInitNullP, cRawMPD, cRawMPK, cInitMP, cInitMPP}
 
 type env struct {
 	cfg    config
@@ -200,26 +204,33 @@ func benchmark(cfg config) error {
 	for _, c := range cellOrder {
 		all[c] = map[int][]result{}
 	}
+	perValidate, err := e.calibrate()
+	if err != nil {
+		return err
+	}
 	for round := 1; round <= cfg.rounds; round++ {
 		for _, conc := range cfg.conc {
-			last := round == cfg.rounds && conc == slices.Max(cfg.conc)
-			for _, cell := range cellOrder {
-				progress("round %d/%d, concurrency %d: %s", round, cfg.rounds, conc, strings.Trim(cell, "*"))
-				r, err := e.cell(cell, conc, all, last)
-				if err != nil {
-					return fmt.Errorf("%s at %d: %w", cell, conc, err)
-				}
-				if err := e.caddy.alive(); err != nil {
-					return err
-				}
-				all[cell][conc] = append(all[cell][conc], r)
+			progress("round %d/%d, concurrency %d: %d cells interleaved in %v slices", round, cfg.rounds, conc, len(cellOrder), cfg.slice)
+			rs, err := e.interleaved(conc, perValidate)
+			if err != nil {
+				return fmt.Errorf("concurrency %d: %w", conc, err)
+			}
+			for name, r := range rs {
+				all[name][conc] = append(all[name][conc], r)
 			}
 		}
 	}
-	progress("whole flows, one after the other, through mailpit …")
-	fl, err := e.flows()
-	if err != nil {
-		return err
+	if cfg.pprofDir != "" {
+		if err := e.profiles(slices.Max(cfg.conc), perValidate); err != nil {
+			return err
+		}
+	}
+	var fl [2]flowResult
+	for i, ep := range []string{epMP, epMPPool} {
+		progress("whole flows, one after the other, through mailpit (%s) …", ep)
+		if fl[i], err = e.flows(ep); err != nil {
+			return err
+		}
 	}
 	var mem string
 	if cfg.memory {
@@ -235,7 +246,7 @@ func benchmark(cfg config) error {
 // warmUp sends a few requests of every kind so connections, keys and the
 // JIT-free but cache-cold paths are ready before the first timed cell.
 func (e *env) warmUp() error {
-	s, err := makeRefs(e.caddy.base+"/null/oauth2/token", e.sink, 20)
+	s, err := makeRefs(e.caddy.base+epNull, e.sink, 20)
 	if err != nil {
 		return err
 	}
@@ -244,13 +255,15 @@ func (e *env) warmUp() error {
 		if !ok {
 			break
 		}
-		if err := validate(e.caddy.base+"/null/oauth2/token", ref, code); err != nil {
+		if err := validate(e.caddy.base+epNull, ref, code); err != nil {
 			return err
 		}
 	}
 	for i := range 10 {
-		if _, err := initiate(e.caddy.base+"/mp/oauth2/token", fmt.Sprintf("warm%d@bench.example", i)); err != nil {
-			return err
+		for _, ep := range []string{epMP, epMPPool, epNullPool} {
+			if _, err := initiate(e.caddy.base+ep, fmt.Sprintf("warm%d@bench.example", i)); err != nil {
+				return err
+			}
 		}
 	}
 	return nil
@@ -261,61 +274,128 @@ var validateBody = validateForm(strings.Repeat("A", 170), "12345678").Encode()
 
 var seq atomicCounter
 
-func (e *env) cell(name string, conc int, all map[string]map[int][]result, profile bool) (result, error) {
-	d := e.cfg.duration
+// workload is one cell's operation, ready to run in slices.
+type workload struct {
+	op    func(worker int) error
+	close func()
+}
+
+// workloads prepares every cell for one concurrency; validate consumes refs.
+func (e *env) workloads(refs *refSupply) (map[string]workload, error) {
 	base := e.caddy.base
-	switch name {
-	case cBare:
-		return run(conc, d, e.meters, func(int) error { return bare(base, validateBody) }), nil
-	case cSign:
-		return run(conc, d, e.meters, func(int) error { return e.sign.sign("alice@example.com") }), nil
-	case cValidate:
-		// Enough references for the cell at the bound's rate, made before it.
-		b := all[cBare][conc]
-		sg := all[cSign][conc]
-		bound := boundRate(b[len(b)-1].rate(), sg[len(sg)-1].rate())
-		n := int(bound*d.Seconds()*1.3) + 100
-		progress("  making %d references through the null sink …", n)
-		supply, err := makeRefs(base+"/null/oauth2/token", e.sink, n)
-		if err != nil {
-			return result{}, err
-		}
-		stopProf := e.profile(profile, "validate")
-		defer stopProf()
-		r := run(conc, d, e.meters, func(int) error {
-			ref, code, ok := supply.take()
+	w := map[string]workload{
+		cBare: {op: func(int) error { return bare(base, validateBody) }},
+		cSign: {op: func(int) error { return e.sign.sign("alice@example.com") }},
+		cValidate: {op: func(int) error {
+			ref, code, ok := refs.take()
 			if !ok {
 				return errStop
 			}
-			return validate(base+"/null/oauth2/token", ref, code)
-		})
-		return r, nil
-	case cRawNullD, cRawNullK, cRawMPD, cRawMPK:
-		port := e.sink.port
-		if name == cRawMPD || name == cRawMPK {
-			port = e.mp.smtpPort
-		}
+			return validate(base+epNull, ref, code)
+		}},
+	}
+	for name, ep := range map[string]string{cInitNull: epNull, cInitNullP: epNullPool, cInitMP: epMP, cInitMPP: epMPPool} {
+		w[name] = workload{op: func(int) error {
+			_, err := initiate(base+ep, fmt.Sprintf("load%d@bench.example", seq.next()))
+			return err
+		}}
+	}
+	for name, port := range map[string]int{cRawNullD: e.sink.port, cRawNullK: e.sink.port, cRawMPD: e.mp.smtpPort, cRawMPK: e.mp.smtpPort} {
 		rs, err := newRawSender(port, name == cRawNullK || name == cRawMPK)
 		if err != nil {
-			return result{}, err
+			return nil, err
 		}
-		defer rs.close()
-		return run(conc, d, e.meters, func(w int) error {
-			return rs.send(w, fmt.Sprintf("raw%d@bench.example", seq.next()))
-		}), nil
-	case cInitNull, cInitMP:
-		path, tag := "/null/oauth2/token", "initiate-null"
-		if name == cInitMP {
-			path, tag = "/mp/oauth2/token", "initiate-mailpit"
-		}
-		stopProf := e.profile(profile, tag)
-		defer stopProf()
-		return run(conc, d, e.meters, func(int) error {
-			_, err := initiate(base+path, fmt.Sprintf("load%d@bench.example", seq.next()))
-			return err
-		}), nil
+		w[name] = workload{op: func(worker int) error {
+			return rs.send(worker, fmt.Sprintf("raw%d@bench.example", seq.next()))
+		}, close: rs.close}
 	}
-	return result{}, fmt.Errorf("unknown cell %q", name)
+	return w, nil
+}
+
+// interleaved runs every cell at one concurrency for the cell duration, cut
+// into slices taken in turn (bare, signing, validate, …, bare, signing, …),
+// so that the cells compared in a ratio share the same moments of a machine
+// whose other load changes from second to second.
+func (e *env) interleaved(conc int, perValidate time.Duration) (map[string]result, error) {
+	d := e.cfg.duration
+	refs, err := e.refsFor(d, perValidate)
+	if err != nil {
+		return nil, err
+	}
+	ws, err := e.workloads(refs)
+	if err != nil {
+		return nil, err
+	}
+	defer func() {
+		for _, w := range ws {
+			if w.close != nil {
+				w.close()
+			}
+		}
+	}()
+	n := max(1, int(d/e.cfg.slice))
+	acc := map[string]*result{}
+	for _, name := range cellOrder {
+		acc[name] = &result{cpu: map[string]time.Duration{}}
+	}
+	for range n {
+		for _, name := range cellOrder {
+			acc[name].add(run(conc, d/time.Duration(n), e.meters, ws[name].op))
+			if err := e.caddy.alive(); err != nil {
+				return nil, err
+			}
+		}
+	}
+	out := map[string]result{}
+	for name, r := range acc {
+		slices.Sort(r.lat)
+		out[name] = *r
+	}
+	return out, nil
+}
+
+// calibrate measures the CPU time of one validation's signing in this
+// process, to size the stock of references a validate cell needs.
+func (e *env) calibrate() (time.Duration, error) {
+	start, n := selfCPU(), 0
+	for selfCPU()-start < 200*time.Millisecond && n < 5000 {
+		if err := e.sign.sign("alice@example.com"); err != nil {
+			return 0, err
+		}
+		n++
+	}
+	// A validation also costs about a bare request: 0.4 ms of CPU here.
+	return (selfCPU()-start)/time.Duration(n) + 400*time.Microsecond, nil
+}
+
+// refsFor makes enough references for d of validations if the CPUs did
+// nothing else (at most 8000; the cell ends early if they run out).
+func (e *env) refsFor(d, perValidate time.Duration) (*refSupply, error) {
+	n := min(8000, int(float64(runtime.NumCPU())*d.Seconds()/perValidate.Seconds()*1.2)+100)
+	progress("  making %d references through the null sink …", n)
+	return makeRefs(e.caddy.base+epNull, e.sink, n)
+}
+
+// profiles takes CPU profiles of Caddy, one step at a time, outside the
+// measured cells.
+func (e *env) profiles(conc int, perValidate time.Duration) error {
+	refs, err := e.refsFor(e.cfg.duration, perValidate)
+	if err != nil {
+		return err
+	}
+	ws, err := e.workloads(refs)
+	if err != nil {
+		return err
+	}
+	for _, p := range []struct{ cell, tag string }{
+		{cValidate, "validate"}, {cInitMP, "initiate-mailpit"}, {cInitMPP, "initiate-mailpit-pool"},
+		{cInitNull, "initiate-null"}, {cInitNullP, "initiate-null-pool"},
+	} {
+		stop := e.profile(true, p.tag)
+		run(conc, e.cfg.duration, e.meters, ws[p.cell].op)
+		stop()
+	}
+	return nil
 }
 
 // profile takes a CPU profile of Caddy over the next cell when asked to.
@@ -346,13 +426,11 @@ type flowResult struct {
 	parts [3][]time.Duration // initiate, mail visible in mailpit, validate
 }
 
-func (e *env) flows() (flowResult, error) {
+func (e *env) flows(ep string) (flowResult, error) {
 	var fr flowResult
-	endpoint := e.caddy.base + "/mp/oauth2/token"
-	i := 0
+	endpoint := e.caddy.base + ep
 	fr.result = run(1, e.cfg.flows, e.meters, func(int) error {
-		i++
-		parts, err := flow(endpoint, e.mp, fmt.Sprintf("flow%d@bench.example", i))
+		parts, err := flow(endpoint, e.mp, fmt.Sprintf("flow%d@bench.example", seq.next()))
 		for k := range parts {
 			fr.parts[k] = append(fr.parts[k], parts[k])
 		}
@@ -408,7 +486,7 @@ func median(rs []result) result {
 
 func ms(d time.Duration) string { return fmt.Sprintf("%.2f", float64(d)/float64(time.Millisecond)) }
 
-func report(cfg config, all map[string]map[int][]result, fl flowResult, mem string) {
+func report(cfg config, all map[string]map[int][]result, fls [2]flowResult, mem string) {
 	host, _ := os.Hostname()
 	fmt.Printf("## email_otp load run\n\n%s, %d CPUs (GOMAXPROCS %d), %s, %s; signing_alg %s; %v per cell, median of %d round(s)\n\n",
 		host, runtime.NumCPU(), runtime.GOMAXPROCS(0), runtime.Version(), time.Now().Format(time.RFC3339), cfg.alg, cfg.duration, cfg.rounds)
@@ -420,45 +498,21 @@ func report(cfg config, all map[string]map[int][]result, fl flowResult, mem stri
 			med[c][n] = median(rs)
 		}
 	}
-	header := "| cell |"
-	sep := "|---|"
-	for _, n := range cfg.conc {
-		header += fmt.Sprintf(" c=%d req/s | p50 ms | p99 ms |", n)
-		sep += "--:|--:|--:|"
-	}
-	fmt.Println("### Throughput and latency\n\n" + header + "\n" + sep)
-	row := func(name string) {
-		line := "| " + name + " |"
-		for _, n := range cfg.conc {
-			r := med[name][n]
-			line += fmt.Sprintf(" %.0f | %s | %s |", r.rate(), ms(r.pct(0.5)), ms(r.pct(0.99)))
+	// Two readings of the same cells: the rates measured, and the rate the
+	// CPUs could sustain if this benchmark had them to itself (NumCPU over
+	// the CPU time one operation took in every process involved).
+	wall := func(c string, n int) float64 { return med[c][n].rate() }
+	capacity := func(c string, n int) float64 {
+		r := med[c][n]
+		t := r.cpuPerOp("caddy") + r.cpuPerOp("mailpit") + r.cpuPerOp("load")
+		if t <= 0 {
+			return 0
 		}
-		fmt.Println(line)
+		return float64(runtime.NumCPU()) / t.Seconds()
 	}
-	ratio := func(label string, f func(n int) float64) {
-		line := "| " + label + " |"
-		for _, n := range cfg.conc {
-			line += fmt.Sprintf(" **%.2f** | | |", f(n))
-		}
-		fmt.Println(line)
-	}
-	bound := func(n int) float64 { return boundRate(med[cBare][n].rate(), med[cSign][n].rate()) }
-	row(cBare)
-	row(cSign)
-	line := "| bound = 1/(1/bare + 1/signing) |"
-	for _, n := range cfg.conc {
-		line += fmt.Sprintf(" %.0f | | |", bound(n))
-	}
-	fmt.Println(line)
-	row(cValidate)
-	ratio("validate / bound (target ≥ 0.9)", func(n int) float64 { return med[cValidate][n].rate() / bound(n) })
-	for _, g := range [][3]string{{cRawNullD, cRawNullK, cInitNull}, {cRawMPD, cRawMPK, cInitMP}} {
-		row(g[0])
-		row(g[1])
-		row(g[2])
-		ratio("initiate / raw, a connection per message (target ≥ 0.8)", func(n int) float64 { return med[g[2]][n].rate() / med[g[0]][n].rate() })
-		ratio("initiate / raw, kept-open connections", func(n int) float64 { return med[g[2]][n].rate() / med[g[1]][n].rate() })
-	}
+	table("Throughput and latency, measured", cfg.conc, med, wall, true)
+	table(fmt.Sprintf("CPU capacity: %d CPUs / CPU time per operation in Caddy, mailpit and this program", runtime.NumCPU()),
+		cfg.conc, med, capacity, false)
 	for _, c := range cellOrder {
 		for _, n := range cfg.conc {
 			if r := med[c][n]; r.errs > 0 {
@@ -470,8 +524,8 @@ func report(cfg config, all map[string]map[int][]result, fl flowResult, mem stri
 		}
 	}
 
-	fmt.Print("\n### CPU time per operation (ms): Caddy / mailpit / this load generator (incl. the null sink)\n\n")
-	header, sep = "| cell |", "|---|"
+	fmt.Print("### CPU time per operation (ms): Caddy / mailpit / this load generator (incl. the null sink)\n\n")
+	header, sep := "| cell |", "|---|"
 	for _, n := range cfg.conc {
 		header += fmt.Sprintf(" c=%d |", n)
 		sep += "--:|"
@@ -487,9 +541,17 @@ func report(cfg config, all map[string]map[int][]result, fl flowResult, mem stri
 	}
 
 	fmt.Printf("\n### Whole flows, one after the other (initiate → read the code from mailpit's API → validate)\n\n")
-	fmt.Printf("%d flows in %v: **%.1f flows/s**; per flow p50 %s ms, p99 %s ms; medians of the parts: initiate %s ms, mail visible in mailpit %s ms, validate %s ms\n",
-		fl.ops, fl.elapsed.Round(time.Millisecond), fl.rate(), ms(fl.pct(0.5)), ms(fl.pct(0.99)),
-		ms(pct(fl.parts[0], 0.5)), ms(pct(fl.parts[1], 0.5)), ms(pct(fl.parts[2], 0.5)))
+	fmt.Println("| SMTP connections | flows | flows/s | p50 ms | p99 ms | initiate p50 | mail visible p50 | validate p50 | CPU ms/flow: Caddy / mailpit / load |")
+	fmt.Println("|---|--:|--:|--:|--:|--:|--:|--:|--:|")
+	for i, fl := range fls {
+		name := "a connection per mail"
+		if i == 1 {
+			name = fmt.Sprintf("`idle_conns %d`", poolIdle)
+		}
+		fmt.Printf("| %s | %d | **%.1f** | %s | %s | %s | %s | %s | %s / %s / %s |\n", name, fl.ops, fl.rate(),
+			ms(fl.pct(0.5)), ms(fl.pct(0.99)), ms(pct(fl.parts[0], 0.5)), ms(pct(fl.parts[1], 0.5)), ms(pct(fl.parts[2], 0.5)),
+			ms(fl.cpuPerOp("caddy")), ms(fl.cpuPerOp("mailpit")), ms(fl.cpuPerOp("load")))
+	}
 	if mem != "" {
 		fmt.Printf("\n### Server memory (runtime.ReadMemStats after GC, before/after N entries)\n\n%s\n", mem)
 	}
@@ -500,4 +562,62 @@ func pct(s []time.Duration, p float64) time.Duration {
 		return 0
 	}
 	return s[int(float64(len(s)-1)*p)]
+}
+
+// table prints the side-by-side table of one reading (rate per cell), with
+// the bound and the ratios; lat adds the latency columns.
+func table(title string, conc []int, med map[string]map[int]result, rate func(string, int) float64, lat bool) {
+	header, sep := "| cell |", "|---|"
+	for _, n := range conc {
+		if lat {
+			header += fmt.Sprintf(" c=%d req/s | p50 ms | p99 ms |", n)
+			sep += "--:|--:|--:|"
+		} else {
+			header += fmt.Sprintf(" c=%d ops/s |", n)
+			sep += "--:|"
+		}
+	}
+	fmt.Printf("### %s\n\n%s\n%s\n", title, header, sep)
+	blank := ""
+	if lat {
+		blank = " | |"
+	}
+	line := func(label string, f func(n int) string) {
+		l := "| " + label + " |"
+		for _, n := range conc {
+			l += " " + f(n) + blank + " |"
+		}
+		fmt.Println(l)
+	}
+	row := func(c string) {
+		if !lat {
+			line(c, func(n int) string { return fmt.Sprintf("%.0f", rate(c, n)) })
+			return
+		}
+		l := "| " + c + " |"
+		for _, n := range conc {
+			r := med[c][n]
+			l += fmt.Sprintf(" %.0f | %s | %s |", rate(c, n), ms(r.pct(0.5)), ms(r.pct(0.99)))
+		}
+		fmt.Println(l)
+	}
+	ratio := func(label, a, b string) {
+		line(label, func(n int) string { return fmt.Sprintf("**%.2f**", rate(a, n)/rate(b, n)) })
+	}
+	bound := func(n int) float64 { return boundRate(rate(cBare, n), rate(cSign, n)) }
+	row(cBare)
+	row(cSign)
+	line("bound = 1/(1/bare + 1/signing)", func(n int) string { return fmt.Sprintf("%.0f", bound(n)) })
+	row(cValidate)
+	line("validate / bound (target ≥ 0.9)", func(n int) string { return fmt.Sprintf("**%.2f**", rate(cValidate, n)/bound(n)) })
+	for _, g := range [][4]string{{cRawNullD, cRawNullK, cInitNull, cInitNullP}, {cRawMPD, cRawMPK, cInitMP, cInitMPP}} {
+		row(g[0])
+		row(g[1])
+		row(g[2])
+		ratio("initiate / raw, both a connection per message (target ≥ 0.8)", g[2], g[0])
+		row(g[3])
+		ratio("initiate `idle_conns` / raw, kept-open (target ≥ 0.8)", g[3], g[1])
+		ratio("initiate `idle_conns` / raw, a connection per message", g[3], g[0])
+	}
+	fmt.Println()
 }

@@ -271,13 +271,11 @@ type caddyProc struct {
 	storage string
 }
 
-// caddyfile is the configuration under test. Two email_otp handlers share
-// one site and one storage (so one reference key and signing key): one mails
-// through mailpit, the other through the null sink. The per-address and
-// per-client limits are turned off on purpose: the defaults (5 codes per
-// address per 15 minutes, 1000 per client per minute) would throttle a load
-// test after its first second. Logging stays on at INFO, to a file, as in
-// production.
+// caddyfile is the configuration under test. Four email_otp handlers share
+// one site and one storage (so one reference key and signing key): two mail
+// through mailpit, two through the null sink, each pair once with a new SMTP
+// connection per mail (the default) and once with kept-open connections
+// (idle_conns). Logging stays on at INFO, to a file, as in production.
 const caddyfileTmpl = `{
 	admin {{.Admin}}
 	storage file_system {{.Storage}}
@@ -296,15 +294,23 @@ http://127.0.0.1:{{.Port}} {
 	# The bare route: the cost of Caddy itself for a small POST.
 	respond /bare "ok" 200
 
+{{.Handlers}}}
+`
+
+// handlerTmpl is one email_otp handler. The per-address and per-client
+// limits are turned off on purpose: the defaults (5 codes per address per 15
+// minutes, 1000 per client per minute) would throttle a load test within its
+// first second.
+const handlerTmpl = `
 	email_otp {
-		token_path /mp/oauth2/token
-		signing_alg {{.Alg}}
+		token_path /%s/oauth2/token
+		signing_alg %s
 		smtp {
 			host 127.0.0.1
-			port {{.MailpitPort}}
+			port %d
 			tls none
 			from "Bench <no-reply@example.com>"
-			timeout 10s
+			timeout 10s%s
 		}
 		template {
 			subject "Your code"
@@ -315,31 +321,37 @@ http://127.0.0.1:{{.Port}} {
 		limit address off
 		limit client off
 	}
-	email_otp {
-		token_path /null/oauth2/token
-		signing_alg {{.Alg}}
-		smtp {
-			host 127.0.0.1
-			port {{.NullPort}}
-			tls none
-			from "Bench <no-reply@example.com>"
-			timeout 10s
-		}
-		template {
-			subject "Your code"
-			body "Your code is {0}"
-		}
-		client bench bench-secret
-		limit address off
-		limit client off
-	}
-}
 `
+
+// poolIdle is idle_conns of the pooled handlers: the highest concurrency, so
+// that a steady load finds a kept connection for every request.
+const poolIdle = 16
+
+// Endpoints of the four handlers.
+const (
+	epMP       = "/mp/oauth2/token"
+	epMPPool   = "/mp-pool/oauth2/token"
+	epNull     = "/null/oauth2/token"
+	epNullPool = "/null-pool/oauth2/token"
+)
 
 type caddyfileVars struct {
 	Admin, Storage, Log, Alg string
 	Port, MailpitPort        int
 	NullPort                 int
+}
+
+func (v caddyfileVars) handlers() string {
+	var b strings.Builder
+	pool := fmt.Sprintf("\n\t\t\tidle_conns %d", poolIdle)
+	for _, h := range []struct {
+		name string
+		port int
+		pool string
+	}{{"mp", v.MailpitPort, ""}, {"mp-pool", v.MailpitPort, pool}, {"null", v.NullPort, ""}, {"null-pool", v.NullPort, pool}} {
+		fmt.Fprintf(&b, handlerTmpl, h.name, v.Alg, h.port, h.pool)
+	}
+	return b.String()
 }
 
 func startCaddy(bin, dir string, v caddyfileVars) (*caddyProc, error) {
@@ -359,7 +371,7 @@ func startCaddy(bin, dir string, v caddyfileVars) (*caddyProc, error) {
 	for k, val := range map[string]string{
 		"{{.Admin}}": v.Admin, "{{.Storage}}": v.Storage, "{{.Log}}": v.Log, "{{.Alg}}": v.Alg,
 		"{{.Port}}": strconv.Itoa(v.Port), "{{.MailpitPort}}": strconv.Itoa(v.MailpitPort),
-		"{{.NullPort}}": strconv.Itoa(v.NullPort),
+		"{{.Handlers}}": v.handlers(),
 	} {
 		cfg = strings.ReplaceAll(cfg, k, val)
 	}
