@@ -180,6 +180,23 @@ func startMailpit(bin, dir string) (*mailpitProc, error) {
 	}
 }
 
+// deleteAll empties mailpit's mailbox.
+func (m *mailpitProc) deleteAll() error {
+	req, err := http.NewRequest(http.MethodDelete, m.api+"/api/v1/messages", nil)
+	if err != nil {
+		return err
+	}
+	resp, err := m.client.Do(req)
+	if err != nil {
+		return err
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 200 {
+		return fmt.Errorf("mailpit DELETE /api/v1/messages: %s", resp.Status)
+	}
+	return nil
+}
+
 // nullSink is an SMTP server in this process that accepts every message and
 // keeps only the code it carries, by recipient: the sink for the benchmark
 // cells that must not measure a mail store, and the source of codes for the
