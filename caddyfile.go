@@ -53,6 +53,7 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //			password    <password>
 //			from        <address>
 //			timeout     <duration>
+//			idle_conns  <n>
 //		}
 //		template {
 //			subject   <text>
@@ -229,6 +230,8 @@ func (s *SMTPConfig) unmarshal(d *caddyfile.Dispenser) error {
 			err = oneArg(d, &s.From)
 		case "timeout":
 			err = durationArg(d, &s.Timeout)
+		case "idle_conns":
+			err = intArg(d, &s.IdleConns)
 		default:
 			return d.Errf("smtp: unknown subdirective %q", d.Val())
 		}

@@ -291,6 +291,7 @@ func (h *Handler) Cleanup() error {
 	if h.limiter != nil {
 		h.limiter.release()
 	}
+	h.mailer.close()
 	return nil
 }
 

@@ -1,0 +1,321 @@
+package emailotp
+
+// Micro-benchmarks of the pieces of the grant and of its two handler steps.
+//
+//	go test -run '^$' -bench . -benchmem .
+//
+// The handler benchmarks call ServeHTTP on a Handler built by benchHandler,
+// which does what Provision does but outside Caddy (caddy.Context carries no
+// storage outside a loaded config): keys from a certmagic.FileStorage in a
+// temp dir, the memory ledger, the limiter with the address and client limits
+// off, the metrics collectors (counted, not registered), and a JSON logger at
+// INFO writing to io.Discard, so log lines are encoded as in production but
+// not written. Not included: Caddy's HTTP server, routing and connection
+// handling, which bench/load measures over loopback.
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+	"github.com/caddyserver/certmagic"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+)
+
+// cpuTime is the CPU time (user + system) this process has used, from
+// /proc/self/stat; zero where there is no /proc.
+func cpuTime() time.Duration {
+	b, err := os.ReadFile("/proc/self/stat")
+	if err != nil {
+		return 0
+	}
+	i := bytes.LastIndexByte(b, ')')
+	if i < 0 {
+		return 0
+	}
+	f := strings.Fields(string(b[i+1:]))
+	if len(f) < 13 {
+		return 0
+	}
+	u, _ := strconv.ParseInt(f[11], 10, 64)
+	s, _ := strconv.ParseInt(f[12], 10, 64)
+	return time.Duration(u+s) * 10 * time.Millisecond // USER_HZ is 100
+}
+
+// reportCPU adds a cpu-ns/op metric: the CPU time the process used per
+// operation, every goroutine included (GC, and the fake SMTP server where
+// there is one). On a shared machine it moves much less than ns/op, which
+// also counts the time other processes held the CPUs.
+func reportCPU(b *testing.B) func() {
+	start := cpuTime()
+	return func() {
+		if d := cpuTime() - start; d > 0 && b.N > 0 {
+			b.ReportMetric(float64(d.Nanoseconds())/float64(b.N), "cpu-ns/op")
+		}
+	}
+}
+
+// benchSMTP is where benchHandler sends mail: a fake SMTP server, with or
+// without STARTTLS.
+type benchSMTP struct {
+	port      int
+	caFile    string // set for STARTTLS
+	idleConns int    // SMTPConfig.IdleConns
+}
+
+// benchHandler provisions a Handler outside Caddy, as described at the top of
+// this file. The client is "bench" with secret "bench-secret".
+func benchHandler(tb testing.TB, alg string, smtp benchSMTP) *Handler {
+	tb.Helper()
+	h := &Handler{
+		SigningAlg: alg,
+		SMTP: &SMTPConfig{Host: "127.0.0.1", Port: smtp.port, TLS: "none",
+			From: "Bench <no-reply@example.com>", Timeout: caddy.Duration(5 * time.Second)},
+		Template: &Template{Subject: "Your code", Body: "Your code is {0}"},
+		Clients:  []*Client{{ID: "bench", Secret: "bench-secret"}},
+		Limits:   &RateLimits{PerAddress: &Limit{Count: -1}, PerClient: &Limit{Count: -1}},
+	}
+	h.SMTP.IdleConns = smtp.idleConns
+	if smtp.caFile != "" {
+		h.SMTP.TLS, h.SMTP.CAFile, h.SMTP.ServerName = "starttls", smtp.caFile, "localhost"
+	}
+	if h.SMTP.Port == 0 {
+		h.SMTP.Port = 25 // never dialled by the benchmarks that pass no port
+	}
+	h.fillDefaults()
+	if err := h.Validate(); err != nil {
+		tb.Fatal(err)
+	}
+	enc := zap.NewProductionEncoderConfig()
+	h.logger = zap.New(zapcore.NewCore(zapcore.NewJSONEncoder(enc), zapcore.AddSync(io.Discard), zapcore.InfoLevel))
+	repl := caddy.NewReplacer()
+	h.clients = map[string]*Client{}
+	for _, c := range h.Clients {
+		if err := c.provision(repl); err != nil {
+			tb.Fatal(err)
+		}
+		h.clients[c.ID] = c
+	}
+	ctx := context.Background()
+	storage := &certmagic.FileStorage{Path: tb.TempDir()}
+	var err error
+	if h.keys, err = loadSigningKeys(ctx, storage, alg, ""); err != nil {
+		tb.Fatal(err)
+	}
+	secret, err := loadSecret(ctx, storage, referenceKeyName)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	if h.refs, err = newSealer(secret); err != nil {
+		tb.Fatal(err)
+	}
+	if h.tmpl, err = newTemplateSet(h.Template); err != nil {
+		tb.Fatal(err)
+	}
+	if h.mailer, err = newMailer(h.SMTP, repl); err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(h.mailer.close)
+	ml := newMemoryLedger(time.Minute)
+	tb.Cleanup(func() { _ = ml.Destruct() })
+	h.ledger = ml
+	if h.limiter, err = newLimiter(h.Limits); err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(h.limiter.release)
+	if h.metrics, err = registerMetrics(nil); err != nil {
+		tb.Fatal(err)
+	}
+	return h
+}
+
+// benchRequest is a token request as Caddy hands it to the handler: a form
+// body, HTTP Basic client authentication and a replacer in the context.
+func benchRequest(h *Handler, form url.Values) *http.Request {
+	r := httptest.NewRequest(http.MethodPost, "http://127.0.0.1"+h.TokenPath, strings.NewReader(form.Encode()))
+	r.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	r.SetBasicAuth("bench", "bench-secret")
+	return r.WithContext(context.WithValue(r.Context(), caddy.ReplacerCtxKey, caddy.NewReplacer()))
+}
+
+// noNext fails the benchmark if the handler passes a request on.
+func noNext(tb testing.TB) caddyhttp.Handler {
+	return caddyhttp.HandlerFunc(func(http.ResponseWriter, *http.Request) error {
+		tb.Error("request passed to the next handler")
+		return nil
+	})
+}
+
+func newBenchChallenge(tb testing.TB, h *Handler, code string) *challenge {
+	tb.Helper()
+	return h.refs.newChallenge("bench", "alice@example.com", "", code, time.Now(), 10*time.Minute)
+}
+
+func BenchmarkNewCode(b *testing.B) {
+	b.ReportAllocs()
+	for b.Loop() {
+		if c := newCode(DefaultCodeLength); len(c) != DefaultCodeLength {
+			b.Fatalf("code %d digits", len(c))
+		}
+	}
+}
+
+func BenchmarkReferenceSeal(b *testing.B) {
+	h := benchHandler(b, "EdDSA", benchSMTP{})
+	ch := newBenchChallenge(b, h, "12345678")
+	b.ReportAllocs()
+	for b.Loop() {
+		if ref := h.refs.seal(ch); ref == "" {
+			b.Fatal("empty reference")
+		}
+	}
+}
+
+func BenchmarkReferenceOpen(b *testing.B) {
+	h := benchHandler(b, "EdDSA", benchSMTP{})
+	ref := h.refs.seal(newBenchChallenge(b, h, "12345678"))
+	b.ReportAllocs()
+	for b.Loop() {
+		ch, err := h.refs.open(ref)
+		if err != nil || ch.ClientID != "bench" {
+			b.Fatalf("open: %v", err)
+		}
+	}
+}
+
+func BenchmarkCheckCode(b *testing.B) {
+	h := benchHandler(b, "EdDSA", benchSMTP{})
+	ch := newBenchChallenge(b, h, "12345678")
+	b.ReportAllocs()
+	for b.Loop() {
+		if !h.refs.checkCode(ch, "12345678") {
+			b.Fatal("right code refused")
+		}
+	}
+}
+
+func BenchmarkLedgerConsume(b *testing.B) {
+	l := newMemoryLedger(time.Minute)
+	defer l.Destruct()
+	exp := time.Now().Add(10 * time.Minute)
+	var id [16]byte
+	b.ReportAllocs()
+	for b.Loop() {
+		_, _ = rand.Read(id[:])
+		ch := challenge{ID: id}
+		if first, _ := l.consume(context.Background(), ch.ledgerKey(), exp); !first {
+			b.Fatal("fresh key refused")
+		}
+	}
+}
+
+// BenchmarkMint signs one id_token and one access token: the signing work of
+// a successful validation.
+func BenchmarkMint(b *testing.B) {
+	for _, alg := range []string{"RS256", "ES256", "EdDSA"} {
+		b.Run(alg, func(b *testing.B) {
+			h := benchHandler(b, alg, benchSMTP{})
+			g := grantResult{issuer: "https://sso.example.com/uas", client: h.clients["bench"],
+				address: "alice@example.com", scope: "openid", authTime: time.Now()}
+			b.ReportAllocs()
+			defer reportCPU(b)()
+			for b.Loop() {
+				resp, err := h.mint(g)
+				if err != nil || resp.IDToken == "" || resp.AccessToken == "" {
+					b.Fatalf("mint: %v", err)
+				}
+			}
+		})
+	}
+}
+
+// BenchmarkValidateHandler is a successful validation through ServeHTTP:
+// parsing, client authentication, opening the reference, the ledger, the
+// code check, minting both tokens (RS256 unless named), logging and the JSON
+// answer. The references are sealed before the timer starts.
+func BenchmarkValidateHandler(b *testing.B) {
+	for _, alg := range []string{"RS256", "ES256", "EdDSA"} {
+		b.Run(alg, func(b *testing.B) {
+			h := benchHandler(b, alg, benchSMTP{})
+			next := noNext(b)
+			const code = "12345678"
+			refs := make([]string, 0, 1024)
+			b.ReportAllocs()
+			defer reportCPU(b)()
+			i := 0
+			for b.Loop() {
+				if i == len(refs) { // refill outside the timer
+					b.StopTimer()
+					refs, i = refs[:0], 0
+					for range cap(refs) {
+						refs = append(refs, h.refs.seal(newBenchChallenge(b, h, code)))
+					}
+					b.StartTimer()
+				}
+				w := httptest.NewRecorder()
+				if err := h.ServeHTTP(w, benchRequest(h, validateForm(refs[i], code)), next); err != nil || w.Code != 200 {
+					b.Fatalf("validate: %v %d %s", err, w.Code, w.Body)
+				}
+				i++
+			}
+		})
+	}
+}
+
+// BenchmarkInitiateHandler is a successful initiation through ServeHTTP
+// against the in-process fake SMTP server: parsing, client authentication,
+// address parsing, the limiter, a new code and challenge, rendering, one SMTP
+// delivery (go-mail, loopback; plain or STARTTLS, a connection per mail or
+// kept-open connections), logging, the sealed reference in the JSON answer.
+// The fake server runs in this process and its CPU time is counted too.
+func BenchmarkInitiateHandler(b *testing.B) {
+	for _, mode := range []string{"plain", "plain-pool", "starttls", "starttls-pool"} {
+		b.Run(mode, func(b *testing.B) {
+			var opts []fakeOpt
+			cfg := benchSMTP{}
+			if strings.HasSuffix(mode, "-pool") {
+				cfg.idleConns = 4
+			}
+			if strings.HasPrefix(mode, "starttls") {
+				serverTLS, caPEM, _, _ := testCert(b)
+				opts = append(opts, withSTARTTLS(serverTLS))
+				cfg.caFile = filepath.Join(b.TempDir(), "ca.pem")
+				if err := os.WriteFile(cfg.caFile, caPEM, 0o600); err != nil {
+					b.Fatal(err)
+				}
+			}
+			srv := startFakeSMTP(b, opts...)
+			cfg.port = srv.Port
+			h := benchHandler(b, "RS256", cfg)
+			next := noNext(b)
+			var n atomic.Int64
+			b.ReportAllocs()
+			defer reportCPU(b)()
+			for b.Loop() {
+				w := httptest.NewRecorder()
+				addr := fmt.Sprintf("user%d@example.com", n.Add(1))
+				if err := h.ServeHTTP(w, benchRequest(h, initiateForm(addr)), next); err != nil || w.Code != 200 {
+					b.Fatalf("initiate: %v %d %s", err, w.Code, w.Body)
+				}
+			}
+			if got := len(srv.Messages()); int64(got) < n.Load() {
+				b.Fatalf("fake SMTP holds %d messages, sent %d", got, n.Load())
+			}
+		})
+	}
+}

@@ -1,0 +1,159 @@
+package emailotp
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	gomail "github.com/wneessen/go-mail"
+	"github.com/wneessen/go-mail/smtp"
+)
+
+// smtpPool keeps SMTP connections open between mails, so a mail costs no
+// TCP, STARTTLS and AUTH handshake, only MAIL, RCPT, DATA and RSET. It is
+// used when SMTPConfig.IdleConns is set; go-mail's DialAndSend, which dials
+// per message, is the default.
+//
+// Like http.Transport it bounds the idle connections, not the busy ones:
+// every concurrent mail gets a connection, and at most max of them wait for
+// the next mail. A connection idle for longer than idleTimeout is closed
+// rather than reused, well before servers drop idle clients (RFC 5321 asks
+// them to wait 5 minutes).
+type smtpPool struct {
+	client      *gomail.Client
+	max         int
+	idleTimeout time.Duration
+	timeout     time.Duration // for QUIT
+
+	mu     sync.Mutex
+	idle   []pooledConn // the most recently used last
+	closed bool
+}
+
+type pooledConn struct {
+	c    *smtp.Client
+	used time.Time
+}
+
+const poolIdleTimeout = 30 * time.Second
+
+func newSMTPPool(client *gomail.Client, max int, timeout time.Duration) *smtpPool {
+	return &smtpPool{client: client, max: max, idleTimeout: poolIdleTimeout, timeout: timeout}
+}
+
+// send delivers msg on a kept connection, or on a new one. A kept connection
+// that fails before the message was handed over (the server closed it while
+// it was idle: go-mail's NOOP check fails; or it refuses MAIL FROM, as
+// servers that cap the mails per connection do) is dropped and the message
+// goes once more on a new connection. A failure after that point is
+// returned, never retried: the server may have the mail already.
+func (p *smtpPool) send(ctx context.Context, msg *gomail.Msg) error {
+	ctx, cancel := context.WithTimeout(ctx, p.timeout)
+	defer cancel()
+	if c := p.get(); c != nil {
+		err := p.deliver(c, msg)
+		if err == nil || !beforeHandover(err) {
+			return err
+		}
+	}
+	c, err := p.client.DialToSMTPClientWithContext(ctx)
+	if err != nil {
+		return fmt.Errorf("dial failed: %w", err)
+	}
+	return p.deliver(c, msg)
+}
+
+// deliver sends msg on c and keeps c for the next mail if it is still sound.
+// A mail the server accepted is delivered even if the RSET after it failed.
+func (p *smtpPool) deliver(c *smtp.Client, msg *gomail.Msg) error {
+	err := p.client.SendWithSMTPClient(c, msg)
+	if err != nil {
+		_ = c.Close()
+		if msg.IsDelivered() {
+			return nil
+		}
+		return fmt.Errorf("send failed: %w", err)
+	}
+	p.put(c)
+	return nil
+}
+
+// beforeHandover reports whether a send failed before the message could
+// have reached the server.
+func beforeHandover(err error) bool {
+	var se *gomail.SendError
+	return errors.As(err, &se) && (se.Reason == gomail.ErrConnCheck || se.Reason == gomail.ErrSMTPMailFrom)
+}
+
+// get returns the most recently used connection that is not too old, closing
+// the ones that are.
+func (p *smtpPool) get() *smtp.Client {
+	var stale []*smtp.Client
+	defer func() {
+		for _, c := range stale {
+			_ = c.Close()
+		}
+	}()
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	cutoff := time.Now().Add(-p.idleTimeout)
+	for len(p.idle) > 0 {
+		pc := p.idle[len(p.idle)-1]
+		p.idle = p.idle[:len(p.idle)-1]
+		if pc.used.After(cutoff) {
+			return pc.c
+		}
+		stale = append(stale, pc.c)
+	}
+	return nil
+}
+
+// put keeps c for the next mail, or says goodbye to the server when enough
+// connections wait already or the pool is closed.
+func (p *smtpPool) put(c *smtp.Client) {
+	p.mu.Lock()
+	if !p.closed && len(p.idle) < p.max {
+		p.idle = append(p.idle, pooledConn{c: c, used: time.Now()})
+		p.mu.Unlock()
+		return
+	}
+	p.mu.Unlock()
+	go p.quit(c)
+}
+
+// quit says goodbye within the timeout and closes the connection whatever
+// the server answers (go-mail's Quit leaves it open when QUIT fails).
+func (p *smtpPool) quit(c *smtp.Client) {
+	_ = c.UpdateDeadline(p.timeout)
+	_ = c.Quit()
+	_ = c.Close()
+}
+
+// close ends the kept connections with QUIT; mails in flight end theirs
+// when they finish.
+func (p *smtpPool) close() {
+	p.mu.Lock()
+	idle := p.idle
+	p.idle, p.closed = nil, true
+	p.mu.Unlock()
+	for _, pc := range idle {
+		p.quit(pc.c)
+	}
+}
+
+// len is the number of idle connections.
+func (p *smtpPool) len() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return len(p.idle)
+}
+
+// close ends the mailer's kept connections, if it keeps any; Cleanup calls
+// it, and it is safe on a mailer that Provision never finished.
+func (m *mailer) close() {
+	if m != nil && m.pool != nil {
+		m.pool.close()
+	}
+}
