@@ -58,8 +58,12 @@ func (p *smtpPool) send(ctx context.Context, msg *gomail.Msg) error {
 			return err
 		}
 	}
-	c, err := p.client.DialToSMTPClientWithContext(ctx)
+	slot := new(connSlot) // see connSlot: close what a failed dial leaves open
+	c, err := p.client.DialToSMTPClientWithContext(context.WithValue(ctx, connSlotKey{}, slot))
 	if err != nil {
+		if slot.conn != nil {
+			_ = slot.conn.Close()
+		}
 		return fmt.Errorf("dial failed: %w", err)
 	}
 	return p.deliver(c, msg)
