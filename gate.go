@@ -459,19 +459,9 @@ func (g *Gate) allows(a address) bool {
 }
 
 // issuer is the expected iss for this request, built as the email_otp
-// handler builds its default.
+// handler builds its default (for the default token path).
 func (g *Gate) issuer(r *http.Request) string {
-	if g.Issuer != "" {
-		if repl, ok := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer); ok {
-			return strings.TrimSuffix(repl.ReplaceAll(g.Issuer, ""), "/")
-		}
-		return strings.TrimSuffix(g.Issuer, "/")
-	}
-	scheme := "http"
-	if r.TLS != nil {
-		scheme = "https"
-	}
-	return scheme + "://" + r.Host + "/uas"
+	return resolveIssuer(r, g.Issuer, issuerPath("", DefaultTokenPath))
 }
 
 // setOf indexes a list through norm; an empty list gives nil (no limit).
