@@ -2,6 +2,7 @@ package emailotp
 
 import (
 	"bytes"
+	"context"
 	"fmt"
 	"io"
 	"mime"
@@ -369,38 +370,19 @@ func (h *Handler) validate(w http.ResponseWriter, r *http.Request, req *tokenReq
 		}
 	}
 	t := now()
-	if !t.Before(ch.Expires) {
-		h.logValidation(c.ID, ch, "expired")
-		h.metrics.validated(c.ID, "expired")
-		return errInvalidGrant(descOTPExpired)
-	}
-	if ch.Attempt >= h.MaxAttempts {
-		h.logValidation(c.ID, ch, "exhausted")
-		h.metrics.validated(c.ID, "exhausted")
-		return errInvalidGrant("too many attempts")
-	}
-	first, err := h.ledger.consume(r.Context(), ch.ledgerKey(), ch.Expires)
-	if err != nil {
-		h.logger.Error("ledger unavailable", zap.String("client", c.ID), zap.String("challenge", ch.logID()), zap.Error(err))
+	outcome, next, err := h.attempt(r.Context(), c.ID, ch, code, t)
+	switch {
+	case err != nil:
 		return errUnavailable("the reference could not be checked", 5*time.Second)
-	}
-	if !first {
-		h.logValidation(c.ID, ch, "replayed")
-		h.metrics.validated(c.ID, "replayed")
+	case outcome == outcomeExpired:
+		return errInvalidGrant(descOTPExpired)
+	case outcome == outcomeReplayed:
 		return errInvalidGrant("reference was already used")
-	}
-	if !h.refs.checkCode(ch, code) {
-		next := *ch
-		next.Attempt++
-		if next.Attempt >= h.MaxAttempts {
-			h.logValidation(c.ID, ch, "exhausted")
-			h.metrics.validated(c.ID, "exhausted")
-			return errInvalidGrant(descOTPInvalid)
-		}
-		h.logValidation(c.ID, ch, "invalid_code")
-		h.metrics.validated(c.ID, "invalid_code")
+	case outcome == outcomeExhausted:
+		return errInvalidGrant(descOTPInvalid) // and no reference: start again
+	case outcome == outcomeInvalid:
 		e := errInvalidGrant(descOTPInvalid)
-		e.Challenge = &challengeJSON{Reference: h.refs.seal(&next)}
+		e.Challenge = &challengeJSON{Reference: next}
 		return e
 	}
 	nonce := req.get("nonce")
@@ -419,10 +401,54 @@ func (h *Handler) validate(w http.ResponseWriter, r *http.Request, req *tokenReq
 		h.logger.Error("signing tokens failed", zap.String("client", c.ID), zap.Error(err))
 		return errUnavailable("tokens could not be signed", 5*time.Second)
 	}
-	h.logValidation(c.ID, ch, "ok")
-	h.metrics.validated(c.ID, "ok")
 	writeNoStore(w, resp)
 	return nil
+}
+
+// Outcomes of an attempt at a code; they are also the log and metric labels.
+const (
+	outcomeOK        = "ok"
+	outcomeInvalid   = "invalid_code"
+	outcomeExpired   = "expired"
+	outcomeExhausted = "exhausted"
+	outcomeReplayed  = "replayed"
+)
+
+// attempt spends one reference on one code. It is the single place where
+// expiry, the attempt limit, the ledger and the code are checked, for the
+// grant and the sign-in page alike, and it logs and counts the outcome. next
+// is the sealed reference of the next link when the code was wrong and
+// attempts remain. An error means the ledger could not be asked: nothing was
+// decided, and the reference may be tried again.
+func (h *Handler) attempt(ctx context.Context, clientID string, ch *challenge, code string, t time.Time) (outcome, next string, err error) {
+	switch {
+	case !t.Before(ch.Expires):
+		outcome = outcomeExpired
+	case ch.Attempt >= h.MaxAttempts: // only after max_attempts was lowered
+		outcome = outcomeExhausted
+	default:
+		fresh, err := h.ledger.consume(ctx, ch.ledgerKey(), ch.Expires)
+		if err != nil {
+			h.logger.Error("ledger unavailable", zap.String("client", clientID), zap.String("challenge", ch.logID()), zap.Error(err))
+			return "", "", err
+		}
+		switch {
+		case !fresh:
+			outcome = outcomeReplayed
+		case h.refs.checkCode(ch, code):
+			outcome = outcomeOK
+		case ch.Attempt+1 >= h.MaxAttempts:
+			outcome = outcomeExhausted
+		default:
+			outcome = outcomeInvalid
+			n := *ch
+			n.Attempt++
+			next = h.refs.seal(&n)
+		}
+	}
+	h.logValidation(clientID, ch, outcome)
+	h.metrics.validated(clientID, outcome)
+	return outcome, next, nil
 }
 
 func isDigits(s string) bool {

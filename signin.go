@@ -162,44 +162,18 @@ func (h *Handler) signInVerify(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	t := now()
-	outcome := ""
+	outcome, next, err := h.attempt(r.Context(), s.client.ID, ch, code, t)
 	switch {
-	case !t.Before(ch.Expires):
-		outcome = "expired"
-	case ch.Attempt >= h.MaxAttempts:
-		outcome = "exhausted"
-	}
-	if outcome == "" {
-		fresh, err := h.ledger.consume(r.Context(), ch.ledgerKey(), ch.Expires)
-		switch {
-		case err != nil:
-			h.logger.Error("ledger unavailable", zap.String("client", s.client.ID), zap.String("challenge", ch.logID()), zap.Error(err))
-			w.Header().Set("Retry-After", "5")
-			p.View, p.Reference, p.Error = viewCode, ref, p.T.ErrUnavailable
-			h.render(w, http.StatusServiceUnavailable, p)
-			return
-		case !fresh:
-			outcome = "replayed"
-		case !h.refs.checkCode(ch, code):
-			outcome = "invalid_code"
-			if ch.Attempt+1 >= h.MaxAttempts {
-				outcome = "exhausted"
-			}
-		default:
-			outcome = "ok"
-		}
-	}
-	h.logValidation(s.client.ID, ch, outcome)
-	h.metrics.validated(s.client.ID, outcome)
-	switch outcome {
-	case "ok":
-	case "invalid_code":
-		next := *ch
-		next.Attempt++
-		p.View, p.Reference, p.Error = viewCode, h.refs.seal(&next), p.T.ErrCode
+	case err != nil:
+		w.Header().Set("Retry-After", "5")
+		p.View, p.Reference, p.Error = viewCode, ref, p.T.ErrUnavailable
+		h.render(w, http.StatusServiceUnavailable, p)
+		return
+	case outcome == outcomeInvalid:
+		p.View, p.Reference, p.Error = viewCode, next, p.T.ErrCode
 		h.render(w, http.StatusBadRequest, p)
 		return
-	default: // expired, exhausted, replayed: only a new code helps
+	case outcome != outcomeOK: // expired, exhausted, replayed: only a new code helps
 		p.Error = p.T.ErrStale
 		h.render(w, http.StatusBadRequest, p)
 		return
