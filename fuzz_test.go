@@ -14,12 +14,13 @@ import (
 	"unicode/utf8"
 
 	"github.com/caddyserver/caddy/v2"
+	"go.uber.org/zap"
 )
 
 // fuzzHandler is a Handler provisioned just enough for the request parsing:
 // the grant URI and two clients.
 func fuzzHandler(t testing.TB) *Handler {
-	h := &Handler{GrantType: DefaultGrantType, clients: map[string]*Client{}}
+	h := &Handler{GrantType: DefaultGrantType, clients: map[string]*Client{}, logger: zap.NewNop()}
 	repl := caddy.NewReplacer()
 	for _, c := range []*Client{{ID: "app", Secret: "app-secret"}, {ID: "other", Secret: "other-secret"}} {
 		if err := c.provision(repl); err != nil {
