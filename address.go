@@ -81,7 +81,7 @@ func parseAddress(s string) (address, error) {
 		}
 	}
 	ascii, err := idna.Lookup.ToASCII(domain)
-	if err != nil || !strings.Contains(ascii, ".") || len(ascii) > 253 {
+	if err != nil || !hostname(ascii) {
 		return address{}, errAddrDomain
 	}
 	// The A-label form is what is mailed and signed: it, not the input,
@@ -90,4 +90,30 @@ func parseAddress(s string) (address, error) {
 		return address{}, errAddrTooLong
 	}
 	return address{Local: local, Domain: strings.ToLower(ascii)}, nil
+}
+
+// hostname checks the A-label form the IDNA mapping produced: at least two
+// labels of 1-63 letters, digits and inner hyphens, a TLD that is not all
+// digits, 253 characters at most. The mapping alone lets through forms such
+// as an empty punycode label ("xn--") that vanish on encoding.
+func hostname(s string) bool {
+	if len(s) > 253 {
+		return false
+	}
+	labels := strings.Split(s, ".")
+	if len(labels) < 2 {
+		return false
+	}
+	for _, l := range labels {
+		if len(l) == 0 || len(l) > 63 || l[0] == '-' || l[len(l)-1] == '-' {
+			return false
+		}
+		for i := 0; i < len(l); i++ {
+			c := l[i] | 0x20
+			if (c < 'a' || c > 'z') && (l[i] < '0' || l[i] > '9') && l[i] != '-' {
+				return false
+			}
+		}
+	}
+	return !isDigits(labels[len(labels)-1])
 }

@@ -32,6 +32,9 @@ func TestParseAddress(t *testing.T) {
 		{"a..b@example.com", "", errAddrSyntax},
 		{"alice@localhost", "", errAddrDomain},
 		{"alice@exa_mple.com", "", errAddrDomain},
+		{"0@Xn--.0", "", errAddrDomain},          // an empty punycode label vanishes
+		{"alice@example.123", "", errAddrDomain}, // numeric TLD
+		{"alice@-example.com", "", errAddrDomain},
 		{"jöhn@example.com", "", errAddrLocalASCII},
 		{strings.Repeat("a", 65) + "@example.com", "", errAddrLocalLong},
 		{strings.Repeat("a", 1000) + "@example.com", "", errAddrTooLong},
