@@ -370,33 +370,10 @@ type gateClaims struct {
 // verify checks one token of the given kind and returns its user.
 func (g *Gate) verify(r *http.Request, raw, kind string) (caddyauth.User, error) {
 	var none caddyauth.User
-	if len(raw) > maxTokenBytes {
-		return none, errTooLong
-	}
-	tok, err := jwt.ParseSigned(raw, gateAlgs)
-	if err != nil || len(tok.Headers) != 1 {
-		return none, errMalformed
-	}
-	hdr := tok.Headers[0]
-	if typ, _ := hdr.ExtraHeaders[jose.HeaderType].(string); !typIs(typ, kindTyp[kind]) {
-		return none, errWrongTyp
-	}
-	key, err := g.keys.lookup(hdr.KeyID)
+	var extra gateClaims
+	std, err := parseVerified(raw, kindTyp[kind], g.keys.lookup, &extra)
 	if err != nil {
 		return none, err
-	}
-	if key.Algorithm != hdr.Algorithm {
-		return none, errAlgMismatch
-	}
-	var (
-		std   jwt.Claims
-		extra gateClaims
-	)
-	if err := tok.Claims(key.Key, &std, &extra); err != nil {
-		return none, errSignature
-	}
-	if std.Expiry == nil {
-		return none, errNoExpiry
 	}
 	if err := std.ValidateWithLeeway(jwt.Expected{Time: now()}, g.leeway); err != nil {
 		return none, errTime
@@ -440,6 +417,41 @@ func (g *Gate) verify(r *http.Request, raw, kind string) (caddyauth.User, error)
 			"kind":      kind,
 		},
 	}, nil
+}
+
+// parseVerified is the part of token checking that the gate and the
+// sign-in page share: a compact JWS no larger than maxTokenBytes, one of our
+// algorithms, the expected typ, a key found by kid whose algorithm is the
+// header's, a valid signature, and an exp claim. It fills extra with the
+// claims beyond the registered ones; the callers check issuer, audience,
+// time and subject, which differ between them.
+func parseVerified(raw, typ string, lookup func(kid string) (jose.JSONWebKey, error), extra any) (jwt.Claims, error) {
+	var std jwt.Claims
+	if len(raw) > maxTokenBytes {
+		return std, errTooLong
+	}
+	tok, err := jwt.ParseSigned(raw, gateAlgs)
+	if err != nil || len(tok.Headers) != 1 {
+		return std, errMalformed
+	}
+	hdr := tok.Headers[0]
+	if t, _ := hdr.ExtraHeaders[jose.HeaderType].(string); !typIs(t, typ) {
+		return std, errWrongTyp
+	}
+	key, err := lookup(hdr.KeyID)
+	if err != nil {
+		return std, err
+	}
+	if key.Algorithm != hdr.Algorithm {
+		return std, errAlgMismatch
+	}
+	if err := tok.Claims(key.Key, &std, extra); err != nil {
+		return std, errSignature
+	}
+	if std.Expiry == nil {
+		return std, errNoExpiry
+	}
+	return std, nil
 }
 
 // typIs compares a JOSE typ with the expected media type, with or without
