@@ -78,7 +78,7 @@ func benchHandler(tb testing.TB, alg string, smtp benchSMTP) *Handler {
 		Clients:  []*Client{{ID: "bench", Secret: "bench-secret"}},
 		Limits:   &RateLimits{PerAddress: &Limit{Count: -1}, PerClient: &Limit{Count: -1}},
 	}
-	h.SMTP.IdleConns = smtp.idleConns
+	h.SMTP.IdleConns = &smtp.idleConns
 	if smtp.caFile != "" {
 		h.SMTP.TLS, h.SMTP.CAFile, h.SMTP.ServerName = "starttls", smtp.caFile, "localhost"
 	}

@@ -231,7 +231,10 @@ func (s *SMTPConfig) unmarshal(d *caddyfile.Dispenser) error {
 		case "timeout":
 			err = durationArg(d, &s.Timeout)
 		case "idle_conns":
-			err = intArg(d, &s.IdleConns)
+			var n int
+			if err = intArg(d, &n); err == nil {
+				s.IdleConns = &n
+			}
 		default:
 			return d.Errf("smtp: unknown subdirective %q", d.Val())
 		}

@@ -63,8 +63,20 @@ const (
 // checks each gives a clear answer, no reference, no mail, a log line saying
 // why without the code, and that the next request after healing goes through
 // to tokens. The plugin runs its real configuration: STARTTLS (mandatory)
-// trusting the test CA, AUTH, and a 1s timeout.
+// trusting the test CA, AUTH, and a 1s timeout; once dialling per mail
+// (idle_conns 0) and once with the default kept connections, where each
+// fault starts with the server dropping the connections it had (a restart),
+// so that the faults of the dial phase meet a new connection too.
 func TestSMTPFaults(t *testing.T) {
+	for _, pool := range []struct{ name, line string }{
+		{"a connection per mail", "\n\t\t\tidle_conns 0"},
+		{"kept connections (default)", ""},
+	} {
+		t.Run(pool.name, func(t *testing.T) { testSMTPFaults(t, pool.line, pool.line == "") })
+	}
+}
+
+func testSMTPFaults(t *testing.T, poolLine string, kept bool) {
 	serverTLS, caPEM, _, _ := testCert(t)
 	srv := startFakeSMTP(t, withSTARTTLS(serverTLS), withAuth(faultSMTPUser, faultSMTPPass), withDelay(3*time.Second))
 	tc := startCaddy(t, faultSite(fmt.Sprintf(`
@@ -73,7 +85,7 @@ func TestSMTPFaults(t *testing.T) {
 			ca_file %s
 			username %s
 			password %s
-			timeout 1s`, srv.Port, writeCAFile(t, caPEM), faultSMTPUser, faultSMTPPass), ""))
+			timeout 1s%s`, srv.Port, writeCAFile(t, caPEM), faultSMTPUser, faultSMTPPass, poolLine), ""))
 	tokenURL := tc.Base + tokenPath
 
 	cases := []struct {
@@ -100,6 +112,9 @@ func TestSMTPFaults(t *testing.T) {
 			before := len(srv.Messages())
 			mark := markLog(t, tc)
 			srv.SetMode(c.mode)
+			if kept {
+				srv.DropConns()
+			}
 
 			start := time.Now()
 			a := post(t, tokenURL, initiateForm(addr), appCreds)
@@ -168,6 +183,18 @@ func TestSMTPFaults(t *testing.T) {
 			}
 			if v := post(t, tokenURL, validateForm(a.reference(), fakeCode(t, m)), appCreds); v.Status != 200 || v.str("id_token") == "" {
 				t.Fatalf("validate after healing: %s", v)
+			}
+			// The healed connection is kept for the next mail, or closed.
+			want := 0
+			if kept {
+				want = 1
+			}
+			deadline := time.Now().Add(3 * time.Second)
+			for srv.OpenConns() != want && time.Now().Before(deadline) {
+				time.Sleep(10 * time.Millisecond)
+			}
+			if n := srv.OpenConns(); n != want {
+				t.Errorf("%d connection(s) open after the healed mail, want %d", n, want)
 			}
 		})
 	}

@@ -285,6 +285,20 @@ func (f *fakeSMTP) Restart() {
 	}
 }
 
+// DropConns closes every open connection, as a server restarting or timing
+// out idle clients does; clients keeping connections must dial again.
+func (f *fakeSMTP) DropConns() {
+	f.lnMu.Lock()
+	open := make([]*fakeConn, 0, len(f.conns))
+	for c := range f.conns {
+		open = append(open, c)
+	}
+	f.lnMu.Unlock()
+	for _, c := range open {
+		c.Close()
+	}
+}
+
 // OpenConns returns the number of server-side connections currently open
 // (useful to detect clients that leak connections).
 func (f *fakeSMTP) OpenConns() int {

@@ -12,9 +12,9 @@ import (
 )
 
 // smtpPool keeps SMTP connections open between mails, so a mail costs no
-// TCP, STARTTLS and AUTH handshake, only MAIL, RCPT, DATA and RSET. It is
-// used when SMTPConfig.IdleConns is set; go-mail's DialAndSend, which dials
-// per message, is the default.
+// TCP, STARTTLS and AUTH handshake, only MAIL, RCPT and DATA. It is used
+// unless SMTPConfig.IdleConns is 0, which falls back to go-mail's
+// DialAndSend, a connection per message.
 //
 // Like http.Transport it bounds the idle connections, not the busy ones:
 // every concurrent mail gets a connection, and at most max of them wait for

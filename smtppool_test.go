@@ -17,7 +17,7 @@ import (
 func poolMailer(t *testing.T, srv *fakeSMTP, idle int) *mailer {
 	t.Helper()
 	m, err := newMailer(&SMTPConfig{Host: "127.0.0.1", Port: srv.Port, TLS: "none", From: "Test <no-reply@example.com>",
-		Timeout: caddy.Duration(2 * time.Second), IdleConns: idle}, caddy.NewReplacer())
+		Timeout: caddy.Duration(2 * time.Second), IdleConns: &idle}, caddy.NewReplacer())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -210,18 +210,37 @@ func TestCaddyfileIdleConns(t *testing.T) {
 	if err := h.UnmarshalCaddyfile(caddyfile.NewTestDispenser(fmt.Sprintf(site, "4"))); err != nil {
 		t.Fatal(err)
 	}
-	if h.SMTP.IdleConns != 4 {
-		t.Errorf("idle_conns = %d, want 4", h.SMTP.IdleConns)
+	if h.SMTP.IdleConns == nil || *h.SMTP.IdleConns != 4 {
+		t.Errorf("idle_conns = %v, want 4", h.SMTP.IdleConns)
 	}
 	h.fillDefaults()
 	if err := h.Validate(); err != nil {
 		t.Errorf("Validate: %v", err)
 	}
-	h.SMTP.IdleConns = 101
+	many := 101
+	h.SMTP.IdleConns = &many
 	if err := h.Validate(); err == nil || !strings.Contains(err.Error(), "idle_conns") {
 		t.Errorf("idle_conns 101: %v", err)
 	}
 	if err := new(Handler).UnmarshalCaddyfile(caddyfile.NewTestDispenser(fmt.Sprintf(site, "many"))); err == nil {
 		t.Error("idle_conns many: accepted")
+	}
+	// Left out, the pool is on with 4 kept connections; 0 turns it off.
+	for _, c := range []struct {
+		cfg  *SMTPConfig
+		want int // 0: no pool
+	}{{&SMTPConfig{}, defaultIdleConns}, {&SMTPConfig{IdleConns: new(0)}, 0}, {&SMTPConfig{IdleConns: new(2)}, 2}} {
+		c.cfg.Host, c.cfg.Port, c.cfg.TLS, c.cfg.From = "127.0.0.1", 2525, "none", "T <t@example.com>"
+		m, err := newMailer(c.cfg, caddy.NewReplacer())
+		if err != nil {
+			t.Fatal(err)
+		}
+		switch {
+		case c.want == 0 && m.pool != nil:
+			t.Errorf("idle_conns %v: a pool, want none", *c.cfg.IdleConns)
+		case c.want > 0 && (m.pool == nil || m.pool.max != c.want):
+			t.Errorf("idle_conns %v: pool %+v, want %d kept connections", c.cfg.IdleConns, m.pool, c.want)
+		}
+		m.close()
 	}
 }

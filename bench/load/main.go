@@ -35,6 +35,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"runtime/pprof"
 	"slices"
 	"strconv"
 	"strings"
@@ -416,6 +417,13 @@ func (e *env) profile(on bool, tag string) func() {
 		return func() {}
 	}
 	file := filepath.Join(e.cfg.pprofDir, tag+".pprof")
+	self, err := os.Create(filepath.Join(e.cfg.pprofDir, tag+"-load.pprof"))
+	if err == nil {
+		if err = pprof.StartCPUProfile(self); err != nil {
+			self.Close()
+			self = nil
+		}
+	}
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
@@ -425,7 +433,13 @@ func (e *env) profile(on bool, tag string) func() {
 		}
 		progress("  CPU profile of Caddy: %s (go tool pprof -top %s %s)", file, e.cfg.caddyBin, file)
 	}()
-	return func() { <-done }
+	return func() {
+		<-done
+		if self != nil {
+			pprof.StopCPUProfile()
+			self.Close()
+		}
+	}
 }
 
 // flowResult is the sequential whole-flow cell.

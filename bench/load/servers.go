@@ -291,8 +291,8 @@ type caddyProc struct {
 // caddyfile is the configuration under test. Four email_otp handlers share
 // one site and one storage (so one reference key and signing key): two mail
 // through mailpit, two through the null sink, each pair once with a new SMTP
-// connection per mail (the default) and once with kept-open connections
-// (idle_conns). Logging stays on at INFO, to a file, as in production.
+// connection per mail (idle_conns 0) and once with kept-open connections
+// (idle_conns 16; the default is 4). Logging stays on at INFO, to a file, as in production.
 const caddyfileTmpl = `{
 	admin {{.Admin}}
 	storage file_system {{.Storage}}
@@ -361,11 +361,12 @@ type caddyfileVars struct {
 func (v caddyfileVars) handlers() string {
 	var b strings.Builder
 	pool := fmt.Sprintf("\n\t\t\tidle_conns %d", poolIdle)
+	const dial = "\n\t\t\tidle_conns 0"
 	for _, h := range []struct {
 		name string
 		port int
 		pool string
-	}{{"mp", v.MailpitPort, ""}, {"mp-pool", v.MailpitPort, pool}, {"null", v.NullPort, ""}, {"null-pool", v.NullPort, pool}} {
+	}{{"mp", v.MailpitPort, dial}, {"mp-pool", v.MailpitPort, pool}, {"null", v.NullPort, dial}, {"null-pool", v.NullPort, pool}} {
 		fmt.Fprintf(&b, handlerTmpl, h.name, v.Alg, h.port, h.pool)
 	}
 	return b.String()
