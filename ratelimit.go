@@ -150,11 +150,16 @@ type counters struct {
 	mu      sync.Mutex
 	m       map[string]*window
 	max     int
+	longest time.Duration // the longest window counted: the sweep's horizon
 	sweepAt time.Time
 }
 
+// window is opened by its first event and lasts as long as the limit now in
+// force says, so a reload that changes a limit's window changes the open
+// windows too: an operator who shortens it frees a locked-out address at
+// once, and Retry-After never exceeds the configured window.
 type window struct {
-	end   time.Time
+	start time.Time
 	count int
 }
 
@@ -176,29 +181,35 @@ func (c *counters) take(checks []check) (string, time.Duration) {
 		if ch.limit.Count < 0 {
 			continue
 		}
-		if w, ok := c.m[ch.key]; ok && t.Before(w.end) && w.count >= ch.limit.Count {
-			return ch.scope, w.end.Sub(t)
+		w, ok := c.m[ch.key]
+		if !ok {
+			continue
+		}
+		if end := w.start.Add(time.Duration(ch.limit.Window)); t.Before(end) && w.count >= ch.limit.Count {
+			return ch.scope, end.Sub(t)
 		}
 	}
 	for _, ch := range checks {
 		if ch.limit.Count < 0 {
 			continue
 		}
+		c.longest = max(c.longest, time.Duration(ch.limit.Window))
 		w, ok := c.m[ch.key]
-		if !ok || !t.Before(w.end) {
-			if !ok {
-				c.makeRoom(t)
-				w = &window{}
-				c.m[ch.key] = w
-			}
-			w.end, w.count = t.Add(time.Duration(ch.limit.Window)), 0
+		if !ok {
+			c.makeRoom(t)
+			w = &window{}
+			c.m[ch.key] = w
+		}
+		if !ok || !t.Before(w.start.Add(time.Duration(ch.limit.Window))) {
+			w.start, w.count = t, 0
 		}
 		w.count++
 	}
 	return "", 0
 }
 
-// makeRoom keeps the map under its bound. Expired windows are swept at most
+// makeRoom keeps the map under its bound. Windows older than the longest
+// window counted are expired whatever their limit; they are swept at most
 // once a second, or at once when the map is full; if it is still full, about
 // 1% of the live windows go, in map order, so that a flood of distinct keys
 // costs amortized O(1) per key instead of a scan per insert.
@@ -207,7 +218,7 @@ func (c *counters) makeRoom(t time.Time) {
 		return
 	}
 	for k, w := range c.m {
-		if !t.Before(w.end) {
+		if !t.Before(w.start.Add(c.longest)) {
 			delete(c.m, k)
 		}
 	}
