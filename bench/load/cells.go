@@ -3,27 +3,18 @@ package main
 import (
 	"bytes"
 	"context"
-	"crypto"
-	"crypto/rand"
-	"crypto/x509"
-	"encoding/base64"
 	"encoding/json"
-	"encoding/pem"
 	"errors"
 	"fmt"
 	"io"
 	"net/http"
 	"net/url"
-	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
-	"github.com/go-jose/go-jose/v4"
-	"github.com/go-jose/go-jose/v4/jwt"
 	gomail "github.com/wneessen/go-mail"
 )
 
@@ -210,6 +201,30 @@ func validate(endpoint, ref, code string) error {
 	return nil
 }
 
+// signRoute posts a validation's form to the bench_sign route and checks
+// it answered the tokens.
+func signRoute(base, body string) error {
+	req, err := http.NewRequest(http.MethodPost, base+"/sign", strings.NewReader(body))
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.SetBasicAuth("bench", "bench-secret")
+	resp, err := httpClient.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return err
+	}
+	if resp.StatusCode != 200 || !bytes.Contains(b, []byte(`"id_token"`)) {
+		return fmt.Errorf("sign route: %s %.200s", resp.Status, b)
+	}
+	return nil
+}
+
 // bare posts a form of the same size as a validation to the respond route.
 func bare(base string, body string) error {
 	req, err := http.NewRequest(http.MethodPost, base+"/bare", strings.NewReader(body))
@@ -289,98 +304,6 @@ func makeRefs(endpoint string, sink *nullSink, n int) (*refSupply, error) {
 	}
 	wg.Wait()
 	return s, first
-}
-
-// signer signs the two tokens of a validation in this process, with the key
-// Caddy keeps in its storage and the claims the plugin puts in them: the
-// signing floor of the validate step, without HTTP.
-type signer struct {
-	id, at jose.Signer
-	method string
-}
-
-func newSigner(storage, alg string) (*signer, error) {
-	file := filepath.Join(storage, "email_otp", "keys", "signing-"+strings.ToLower(alg)+".pem")
-	b, err := os.ReadFile(file)
-	if err != nil {
-		return nil, err
-	}
-	block, _ := pem.Decode(b)
-	if block == nil {
-		return nil, fmt.Errorf("%s: no PEM block", file)
-	}
-	k, err := x509.ParsePKCS8PrivateKey(block.Bytes)
-	if err != nil {
-		return nil, err
-	}
-	jwk := &jose.JSONWebKey{Key: k, Algorithm: alg, Use: "sig"}
-	pub := jwk.Public()
-	tp, err := pub.Thumbprint(crypto.SHA256)
-	if err != nil {
-		return nil, err
-	}
-	jwk.KeyID = base64.RawURLEncoding.EncodeToString(tp)
-	sk := jose.SigningKey{Algorithm: jose.SignatureAlgorithm(alg), Key: jwk}
-	s := &signer{method: "smtp.1"}
-	if s.id, err = jose.NewSigner(sk, (&jose.SignerOptions{}).WithType("JWT")); err != nil {
-		return nil, err
-	}
-	if s.at, err = jose.NewSigner(sk, (&jose.SignerOptions{}).WithType("at+jwt")); err != nil {
-		return nil, err
-	}
-	return s, nil
-}
-
-func randomID() string {
-	var b [16]byte
-	_, _ = rand.Read(b[:])
-	return base64.RawURLEncoding.EncodeToString(b[:])
-}
-
-// sign makes an id_token and an access token with the plugin's claims: each
-// payload marshalled once with encoding/json and signed as is, the cheapest
-// way go-jose offers (and the plugin's, idtoken.go).
-func (s *signer) sign(addr string) error {
-	const iss, client = "http://127.0.0.1/uas", "bench"
-	t := time.Now()
-	std := jwt.Claims{Issuer: iss, Subject: addr, Audience: jwt.Audience{client},
-		IssuedAt: jwt.NewNumericDate(t), Expiry: jwt.NewNumericDate(t.Add(time.Hour))}
-	id, err := json.Marshal(struct {
-		jwt.Claims
-		AuthTime      int64    `json:"auth_time"`
-		AMR           []string `json:"amr"`
-		AZP           string   `json:"azp"`
-		SessionIndex  string   `json:"session_index"`
-		Email         string   `json:"email"`
-		EmailVerified bool     `json:"email_verified"`
-		GrantType     []string `json:"smtp.1.grant_type"`
-	}{std, t.Unix(), []string{iss + "/saml2/names/ac/" + s.method}, client, randomID(), addr, true, []string{grantType}})
-	if err != nil {
-		return err
-	}
-	if err := signCompact(s.id, id); err != nil {
-		return err
-	}
-	std.ID = randomID()
-	at, err := json.Marshal(struct {
-		jwt.Claims
-		ClientID string `json:"client_id"`
-		Scope    string `json:"scope"`
-		AuthTime int64  `json:"auth_time"`
-	}{std, client, "openid", t.Unix()})
-	if err != nil {
-		return err
-	}
-	return signCompact(s.at, at)
-}
-
-func signCompact(s jose.Signer, payload []byte) error {
-	jws, err := s.Sign(payload)
-	if err != nil {
-		return err
-	}
-	_, err = jws.CompactSerialize()
-	return err
 }
 
 // rawMessage is the mail the plugin sends, built the same way (mail.go).
