@@ -262,9 +262,65 @@ func TestSignInPages(t *testing.T) {
 			!strings.Contains(signed.Body, "pia@example.com") {
 			t.Errorf("signed-in view missing: %s", signed.Body)
 		}
-		out := b.do(http.MethodGet, signinPath+"/signout?return=/bye", nil, nil)
-		if out.Status != http.StatusSeeOther || out.Header.Get("Location") != "/bye" || b.cookie(DefaultSessionCookie) != nil {
+	})
+
+	t.Run("sign-out only by a same-site POST with the token", func(t *testing.T) {
+		if b.cookie(DefaultSessionCookie) == nil {
+			t.Fatal("the flow left no session to sign out of")
+		}
+		stillIn := func(what string, a pageAnswer) {
+			t.Helper()
+			if strings.Contains(a.Header.Get("Set-Cookie"), DefaultSessionCookie+"=") || b.cookie(DefaultSessionCookie) == nil {
+				t.Errorf("%s touched the session cookie: %q", what, a.Header.Get("Set-Cookie"))
+			}
+			if p := b.do(http.MethodGet, signinPath, nil, nil); !strings.Contains(p.Body, `id="signed-in"`) {
+				t.Errorf("%s ended the session", what)
+			}
+		}
+		// What another site can make a browser send: a link or an image
+		// (GET), or a form post, which cannot carry the token.
+		ask := b.do(http.MethodGet, signinPath+"/signout?return=/bye", nil, map[string]string{"Sec-Fetch-Site": "cross-site"})
+		if ask.Status != 200 || !strings.Contains(ask.Body, `id="signout-ask"`) || !strings.Contains(ask.Body, "pia@example.com") ||
+			!strings.Contains(ask.Body, `action="`+signinPath+`/signout"`) || ask.field("csrf") != tok ||
+			ask.field("return") != "/bye" || ask.field("redirect") != "1" {
+			t.Fatalf("GET signout: %d, want the sign-out button\n%s", ask.Status, ask.Body)
+		}
+		stillIn("GET signout", ask)
+		for _, c := range []struct {
+			name string
+			form url.Values
+			hdr  map[string]string
+		}{
+			{"cross-site form post", url.Values{"return": {"/bye"}, "redirect": {"1"}},
+				map[string]string{"Origin": "http://evil.example", "Sec-Fetch-Site": "cross-site"}},
+			{"post without metadata or token (old browser)", url.Values{"redirect": {"1"}}, nil},
+			{"post with a guessed token", url.Values{"csrf": {newCSRFToken()}}, nil},
+			{"post with the token from another origin", url.Values{"csrf": {tok}}, map[string]string{"Origin": "http://evil.example"}},
+		} {
+			a := b.do(http.MethodPost, signinPath+"/signout", c.form, c.hdr)
+			if a.Status != http.StatusForbidden || !strings.Contains(a.Body, pageTexts["en"].ErrCSRF) {
+				t.Errorf("%s: %d, want 403", c.name, a.Status)
+			}
+			stillIn(c.name, a)
+		}
+		if a := b.do(http.MethodPut, signinPath+"/signout", nil, nil); a.Status != 405 || a.Header.Get("Allow") != "GET, HEAD, POST" {
+			t.Errorf("PUT signout: %d Allow=%q", a.Status, a.Header.Get("Allow"))
+		}
+
+		// The button: the form as the page rendered it.
+		out := b.do(http.MethodPost, signinPath+"/signout", url.Values{"csrf": {ask.field("csrf")},
+			"return": {ask.field("return")}, "redirect": {ask.field("redirect")}}, map[string]string{"Origin": tc.Base, "Sec-Fetch-Site": "same-origin"})
+		if out.Status != http.StatusSeeOther || out.Header.Get("Location") != "/bye" || b.cookie(DefaultSessionCookie) != nil ||
+			!strings.Contains(out.Header.Get("Set-Cookie"), "Max-Age=0") {
 			t.Errorf("signout: %d %q cookie=%v", out.Status, out.Header.Get("Location"), b.cookie(DefaultSessionCookie))
+		}
+		// Signed out, the link has nothing to ask.
+		if a := b.do(http.MethodGet, signinPath+"/signout?return=/bye", nil, nil); a.Status != http.StatusSeeOther || a.Header.Get("Location") != "/bye" {
+			t.Errorf("GET signout without a session: %d %q", a.Status, a.Header.Get("Location"))
+		}
+		if a := b.do(http.MethodGet, signinPath+"/signout", nil, map[string]string{"Accept-Language": "sv"}); a.Status != 200 ||
+			!strings.Contains(a.Body, `id="signed-out"`) || !strings.Contains(a.Body, pageTexts["sv"].SignedOut) {
+			t.Errorf("GET signout without a session: %d, want the signed-out page", a.Status)
 		}
 	})
 
