@@ -19,6 +19,9 @@ const (
 	fieldReference = "reference"
 	fieldReturn    = "return"
 	fieldCSRF      = "csrf"
+	// fieldRedirect marks a sign-out form opened with ?return=: after
+	// signing out, the browser goes there rather than to the signed-out page.
+	fieldRedirect = "redirect"
 )
 
 // serveSignIn answers every request under the sign-in path and reports
@@ -42,8 +45,11 @@ func (h *Handler) serveSignIn(w http.ResponseWriter, r *http.Request) bool {
 		h.signOut(w, r)
 	case rest == "/style.css" && get:
 		serveStyle(w)
-	case rest == "" || rest == "/" || rest == "/signout" || rest == "/style.css":
+	case rest == "" || rest == "/" || rest == "/style.css":
 		w.Header().Set("Allow", "GET, HEAD")
+		h.renderStatus(w, r, http.StatusMethodNotAllowed)
+	case rest == "/signout":
+		w.Header().Set("Allow", "GET, HEAD, POST")
 		h.renderStatus(w, r, http.StatusMethodNotAllowed)
 	case rest == "/start" || rest == "/verify":
 		w.Header().Set("Allow", "POST")
@@ -58,12 +64,21 @@ func (h *Handler) serveSignIn(w http.ResponseWriter, r *http.Request) bool {
 // already holds a valid session.
 func (h *Handler) signInForm(w http.ResponseWriter, r *http.Request) {
 	p := h.newPage(w, r, safeReturn(r.URL.Query().Get(fieldReturn)))
-	if c, err := r.Cookie(h.SignIn.Cookie); err == nil {
-		if addr, err := h.keys.verifySession(c.Value, h.issuer(r), now()); err == nil {
-			p.View, p.Email = viewSignedIn, addr
-		}
+	if addr, ok := h.signedIn(r); ok {
+		p.View, p.Email = viewSignedIn, addr
 	}
 	h.render(w, http.StatusOK, p)
+}
+
+// signedIn returns the address of the browser's session, if it holds a
+// valid one.
+func (h *Handler) signedIn(r *http.Request) (string, bool) {
+	c, err := r.Cookie(h.SignIn.Cookie)
+	if err != nil {
+		return "", false
+	}
+	addr, err := h.keys.verifySession(c.Value, h.issuer(r), now())
+	return addr, err == nil
 }
 
 // signInStart mails a code to the address typed and shows the code form,
@@ -188,36 +203,61 @@ func (h *Handler) signInVerify(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	http.SetCookie(w, h.sessionCookie(r, token, int(time.Duration(s.SessionLifetime)/time.Second)))
-	setPageHeaders(w, p.Lang)
-	w.Header().Set("Location", p.Return)
-	w.WriteHeader(http.StatusSeeOther)
+	h.redirect(w, p)
 }
 
-// signOut clears the session cookie. A POST must carry the CSRF token; a
-// GET may come from a plain link in the application. With a return
-// parameter it redirects there, else it shows that the session ended.
+// signOut ends the session. Only a POST with the CSRF token does: a GET,
+// which a link or an image on any other site can make the browser send,
+// shows the sign-out button instead (signOutForm), so no cross-site
+// request can sign a person out. After the POST the browser goes to the
+// return path if the sign-out page was opened with one, else it sees that
+// the session ended.
 func (h *Handler) signOut(w http.ResponseWriter, r *http.Request) {
-	var p *page
-	if r.Method == http.MethodPost {
-		var ok bool
-		if _, p, ok = h.readPost(w, r); !ok {
-			return
-		}
-	} else {
-		p = h.newPage(w, r, safeReturn(r.URL.Query().Get(fieldReturn)))
+	if r.Method != http.MethodPost {
+		h.signOutForm(w, r)
+		return
+	}
+	form, p, ok := h.readPost(w, r)
+	if !ok {
+		return
 	}
 	http.SetCookie(w, h.sessionCookie(r, "", -1))
 	if ce := h.logger.Check(zap.InfoLevel, "signin session"); ce != nil {
 		ce.Write(zap.String("client", h.SignIn.client.ID), zap.String("outcome", "signed_out"))
 	}
-	if r.Method == http.MethodGet && r.URL.Query().Has(fieldReturn) {
-		setPageHeaders(w, p.Lang)
-		w.Header().Set("Location", p.Return)
-		w.WriteHeader(http.StatusSeeOther)
+	if first(form, fieldRedirect) == "1" {
+		h.redirect(w, p)
 		return
 	}
 	p.View = viewSignedOut
 	h.render(w, http.StatusOK, p)
+}
+
+// signOutForm answers GET <path>/signout, the target of an application's
+// sign-out link: with a valid session, who is signed in and the sign-out
+// button (a form that carries the CSRF token and the return path); without
+// one there is nothing to end, so it goes straight to the return path, or
+// says the browser is signed out. It never changes a cookie but the CSRF one.
+func (h *Handler) signOutForm(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	p := h.newPage(w, r, safeReturn(q.Get(fieldReturn)))
+	p.Redirect = q.Has(fieldReturn)
+	if addr, ok := h.signedIn(r); ok {
+		p.View, p.Email = viewSignOut, addr
+	} else if p.Redirect {
+		h.redirect(w, p)
+		return
+	} else {
+		p.View = viewSignedOut
+	}
+	h.render(w, http.StatusOK, p)
+}
+
+// redirect sends the browser to the page's (sanitized) return path.
+func (h *Handler) redirect(w http.ResponseWriter, p *page) {
+	setPageHeaders(w, p.Lang)
+	w.Header().Set("Location", p.Return)
+	w.WriteHeader(http.StatusSeeOther)
 }
 
 // readPost reads a sign-in form post and checks its CSRF token. When it

@@ -293,12 +293,23 @@ func TestSignInBrowser(t *testing.T) {
 	b.waitURL("forged cookie refused by the gate", func(u *url.URL) bool { return u.Path == signinPath })
 	lap("forged cookie refused")
 
-	// 5. Sign-out by link clears the cookie.
-	b.do("signing out", chromedp.Navigate(tc.Base+signinPath+"/signout"), chromedp.WaitVisible(chromedp.CSS("#signed-out")))
+	// 5. A sign-out link opens the sign-out button; only the button (a POST
+	// with the CSRF token) clears the cookie, then goes to the link's return.
+	b.signInAgain(mp, tc.Base, "linkout@example.com")
+	b.do("opening the sign-out link", chromedp.Navigate(tc.Base+signinPath+"/signout?return=/bye"),
+		chromedp.WaitVisible(chromedp.CSS("#signout-ask")))
+	if s := b.text("#signed-in"); !strings.Contains(s, "linkout@example.com") {
+		t.Errorf("sign-out page says %q", s)
+	}
+	if _, still := b.cookies(tc.Base)[DefaultSessionCookie]; !still {
+		t.Fatal("opening the sign-out link signed out without the button")
+	}
+	b.do("clicking sign out", chromedp.Click(chromedp.CSS("#signout")))
+	b.waitURL("landing on the link's return", func(u *url.URL) bool { return u.Path == "/bye" })
 	if _, still := b.cookies(tc.Base)[DefaultSessionCookie]; still {
 		t.Error("session cookie survives sign-out")
 	}
-	lap("signed out (GET)")
+	lap("signed out (link, then button)")
 
 	// 6. Open redirects land on "/"; between them, the sign-out button.
 	for i, evil := range []string{"//evil.example", "https://evil.example", `/\evil.example`} {
@@ -319,6 +330,15 @@ func TestSignInBrowser(t *testing.T) {
 		}
 	}
 	lap("3 open redirects → /")
+}
+
+// signInAgain signs in from the sign-in page, replacing whatever session
+// cookie the browser holds, and waits to land on "/".
+func (b tab) signInAgain(mp *mailpit, base, addr string) {
+	b.t.Helper()
+	b.do("sign-in page", chromedp.Navigate(base+signinPath+"?return=/"))
+	b.signIn(mp, addr)
+	b.waitURL("back on /", func(u *url.URL) bool { return u.Path == "/" })
 }
 
 // verifyWithJWKS checks the session cookie against the published JWKS, as

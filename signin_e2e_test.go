@@ -262,9 +262,65 @@ func TestSignInPages(t *testing.T) {
 			!strings.Contains(signed.Body, "pia@example.com") {
 			t.Errorf("signed-in view missing: %s", signed.Body)
 		}
-		out := b.do(http.MethodGet, signinPath+"/signout?return=/bye", nil, nil)
-		if out.Status != http.StatusSeeOther || out.Header.Get("Location") != "/bye" || b.cookie(DefaultSessionCookie) != nil {
+	})
+
+	t.Run("sign-out only by a same-site POST with the token", func(t *testing.T) {
+		if b.cookie(DefaultSessionCookie) == nil {
+			t.Fatal("the flow left no session to sign out of")
+		}
+		stillIn := func(what string, a pageAnswer) {
+			t.Helper()
+			if strings.Contains(a.Header.Get("Set-Cookie"), DefaultSessionCookie+"=") || b.cookie(DefaultSessionCookie) == nil {
+				t.Errorf("%s touched the session cookie: %q", what, a.Header.Get("Set-Cookie"))
+			}
+			if p := b.do(http.MethodGet, signinPath, nil, nil); !strings.Contains(p.Body, `id="signed-in"`) {
+				t.Errorf("%s ended the session", what)
+			}
+		}
+		// What another site can make a browser send: a link or an image
+		// (GET), or a form post, which cannot carry the token.
+		ask := b.do(http.MethodGet, signinPath+"/signout?return=/bye", nil, map[string]string{"Sec-Fetch-Site": "cross-site"})
+		if ask.Status != 200 || !strings.Contains(ask.Body, `id="signout-ask"`) || !strings.Contains(ask.Body, "pia@example.com") ||
+			!strings.Contains(ask.Body, `action="`+signinPath+`/signout"`) || ask.field("csrf") != tok ||
+			ask.field("return") != "/bye" || ask.field("redirect") != "1" {
+			t.Fatalf("GET signout: %d, want the sign-out button\n%s", ask.Status, ask.Body)
+		}
+		stillIn("GET signout", ask)
+		for _, c := range []struct {
+			name string
+			form url.Values
+			hdr  map[string]string
+		}{
+			{"cross-site form post", url.Values{"return": {"/bye"}, "redirect": {"1"}},
+				map[string]string{"Origin": "http://evil.example", "Sec-Fetch-Site": "cross-site"}},
+			{"post without metadata or token (old browser)", url.Values{"redirect": {"1"}}, nil},
+			{"post with a guessed token", url.Values{"csrf": {newCSRFToken()}}, nil},
+			{"post with the token from another origin", url.Values{"csrf": {tok}}, map[string]string{"Origin": "http://evil.example"}},
+		} {
+			a := b.do(http.MethodPost, signinPath+"/signout", c.form, c.hdr)
+			if a.Status != http.StatusForbidden || !strings.Contains(a.Body, pageTexts["en"].ErrCSRF) {
+				t.Errorf("%s: %d, want 403", c.name, a.Status)
+			}
+			stillIn(c.name, a)
+		}
+		if a := b.do(http.MethodPut, signinPath+"/signout", nil, nil); a.Status != 405 || a.Header.Get("Allow") != "GET, HEAD, POST" {
+			t.Errorf("PUT signout: %d Allow=%q", a.Status, a.Header.Get("Allow"))
+		}
+
+		// The button: the form as the page rendered it.
+		out := b.do(http.MethodPost, signinPath+"/signout", url.Values{"csrf": {ask.field("csrf")},
+			"return": {ask.field("return")}, "redirect": {ask.field("redirect")}}, map[string]string{"Origin": tc.Base, "Sec-Fetch-Site": "same-origin"})
+		if out.Status != http.StatusSeeOther || out.Header.Get("Location") != "/bye" || b.cookie(DefaultSessionCookie) != nil ||
+			!strings.Contains(out.Header.Get("Set-Cookie"), "Max-Age=0") {
 			t.Errorf("signout: %d %q cookie=%v", out.Status, out.Header.Get("Location"), b.cookie(DefaultSessionCookie))
+		}
+		// Signed out, the link has nothing to ask.
+		if a := b.do(http.MethodGet, signinPath+"/signout?return=/bye", nil, nil); a.Status != http.StatusSeeOther || a.Header.Get("Location") != "/bye" {
+			t.Errorf("GET signout without a session: %d %q", a.Status, a.Header.Get("Location"))
+		}
+		if a := b.do(http.MethodGet, signinPath+"/signout", nil, map[string]string{"Accept-Language": "sv"}); a.Status != 200 ||
+			!strings.Contains(a.Body, `id="signed-out"`) || !strings.Contains(a.Body, pageTexts["sv"].SignedOut) {
+			t.Errorf("GET signout without a session: %d, want the signed-out page", a.Status)
 		}
 	})
 
@@ -311,15 +367,15 @@ func TestSignInPages(t *testing.T) {
 }
 
 // TestSignInExample runs Caddyfile.signin.example as shipped, on free ports,
-// and signs in over HTTP. Until email_otp_gate is merged its block is cut
-// out, so the rest of the example is still checked.
+// both ways: a browser signs in over HTTP and reaches the app, and an API
+// client gets an access token through the grant and calls the API route.
 func TestSignInExample(t *testing.T) {
 	src, err := os.ReadFile("Caddyfile.signin.example")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !strings.Contains(string(src), "email_otp_gate {") {
-		t.Fatal("the example has no email_otp_gate block")
+	if strings.Count(string(src), "email_otp_gate {") != 2 {
+		t.Fatal("the example should have two email_otp_gate blocks: the app's and the API's")
 	}
 	mp := startMailpit(t)
 	dir := t.TempDir()
@@ -380,5 +436,68 @@ func TestSignInExample(t *testing.T) {
 	want := "Hello demo@example.com, this is the app."
 	if app.Status != 200 || app.Body != want {
 		t.Errorf("app: %d %q, want %q", app.Status, app.Body, want)
+	}
+
+	// The API way: a token from the grant, as the example's client "api".
+	const apiUser = "api-user@example.com"
+	ex := &testCaddy{Base: site}
+	ref, code, _ := initiate(t, ex, mp, apiUser, nil, []string{"api", "api-demo-secret"})
+	tok := post(t, site+tokenPath, validateForm(ref, code), []string{"api", "api-demo-secret"})
+	access, idToken := tok.str("access_token"), tok.str("id_token")
+	if tok.Status != 200 || access == "" || idToken == "" {
+		t.Fatalf("token: %s", tok)
+	}
+	// The page's client gets tokens too, but the API admits only "api".
+	ref, code, _ = initiate(t, ex, mp, "intranet-user@example.com", nil, []string{"intranet", "demo-secret"})
+	other := post(t, site+tokenPath, validateForm(ref, code), []string{"intranet", "demo-secret"}).str("access_token")
+	if other == "" {
+		t.Fatal("no access token for the intranet client")
+	}
+	api := func(hdr map[string]string) answer {
+		t.Helper()
+		req, err := http.NewRequest(http.MethodGet, site+"/api/orders", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for k, v := range hdr {
+			req.Header.Set(k, v)
+		}
+		return do(t, req)
+	}
+	for _, hdr := range []map[string]string{
+		{"Authorization": "Bearer " + access},
+		// A copy sent by the client is replaced by the verified address.
+		{"Authorization": "Bearer " + access, "X-Verified-Email": "boss@example.com"},
+	} {
+		if a := api(hdr); a.Status != 200 || string(a.Body) != "API call by "+apiUser {
+			t.Errorf("API with the access token (%d headers): %s, want the verified address", len(hdr), a)
+		}
+	}
+	// No credential: the challenge without an error code (RFC 6750 §3.1),
+	// and no redirect to the sign-in page even for a browser, nor does the
+	// browser's session cookie count.
+	for name, hdr := range map[string]map[string]string{
+		"no token":               nil,
+		"no token, browser":      {"Accept": "text/html"},
+		"session cookie instead": {"Cookie": DefaultSessionCookie + "=" + b.cookie(DefaultSessionCookie).Value},
+	} {
+		if a := api(hdr); a.Status != http.StatusUnauthorized || a.Header.Get("WWW-Authenticate") != `Bearer realm="email_otp"` {
+			t.Errorf("API, %s: %d WWW-Authenticate=%q, want 401 Bearer", name, a.Status, a.Header.Get("WWW-Authenticate"))
+		}
+	}
+	for name, bad := range map[string]string{
+		"tampered token":          tamper(access),
+		"garbage":                 "not-a-token",
+		"id_token":                idToken,
+		"another client's token":  other,
+		"the session as a bearer": b.cookie(DefaultSessionCookie).Value,
+	} {
+		a := api(map[string]string{"Authorization": "Bearer " + bad})
+		if a.Status != http.StatusUnauthorized || a.Header.Get("WWW-Authenticate") != `Bearer realm="email_otp", error="invalid_token"` {
+			t.Errorf("API, %s: %d WWW-Authenticate=%q, want 401 invalid_token", name, a.Status, a.Header.Get("WWW-Authenticate"))
+		}
+		if strings.Contains(string(a.Body), "API call") {
+			t.Errorf("API, %s: reached the upstream", name)
+		}
 	}
 }

@@ -34,6 +34,7 @@ const (
 	viewAddress   = "address"
 	viewCode      = "code"
 	viewSignedIn  = "signedin"
+	viewSignOut   = "signout"
 	viewSignedOut = "signedout"
 	viewFailed    = "failed"
 )
@@ -51,6 +52,9 @@ type page struct {
 	Email     string
 	Reference string
 	CodeValid string
+	// Redirect asks the sign-out form to send the browser to Return
+	// afterwards (the sign-out page was opened with ?return=).
+	Redirect bool
 }
 
 // newPage starts a page in the request's language, with the browser's CSRF

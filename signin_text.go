@@ -16,6 +16,7 @@ type pageText struct {
 	ErrAddress, ErrDomain, ErrRefused, ErrRateLimit, ErrMail    string
 	ErrCode, ErrCodeFormat, ErrStale, ErrUnavailable            string
 	ErrCSRF, ErrForm, ErrNotFound, ErrMethod                    string
+	SignOutAsk, StaySignedIn                                    string
 }
 
 // pageTexts are the shipped languages, by base language. The pages offer a
@@ -51,6 +52,8 @@ var pageTexts = map[string]*pageText{
 		ErrForm:        "The form could not be read. Go back to the sign-in page and try again.",
 		ErrNotFound:    "There is no such page.",
 		ErrMethod:      "This page cannot be used that way.",
+		SignOutAsk:     "Do you want to sign out?",
+		StaySignedIn:   "Stay signed in",
 	},
 	"fi": {
 		SignIn:         "Kirjaudu sisään",
@@ -81,6 +84,8 @@ var pageTexts = map[string]*pageText{
 		ErrForm:        "Lomaketta ei voitu lukea. Palaa kirjautumissivulle ja yritä uudelleen.",
 		ErrNotFound:    "Sivua ei ole.",
 		ErrMethod:      "Tätä sivua ei voi käyttää näin.",
+		SignOutAsk:     "Haluatko kirjautua ulos?",
+		StaySignedIn:   "Pysy kirjautuneena",
 	},
 	"sv": {
 		SignIn:         "Logga in",
@@ -111,6 +116,8 @@ var pageTexts = map[string]*pageText{
 		ErrForm:        "Formuläret kunde inte läsas. Gå tillbaka till inloggningssidan och försök igen.",
 		ErrNotFound:    "Sidan finns inte.",
 		ErrMethod:      "Sidan kan inte användas så.",
+		SignOutAsk:     "Vill du logga ut?",
+		StaySignedIn:   "Förbli inloggad",
 	},
 }
 
