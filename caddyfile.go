@@ -40,6 +40,8 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //		token_lifetime   <duration>
 //		signing_alg      RS256|ES256|EdDSA
 //		signing_key_file <pem file>
+//		previous_signing_key_file <pem file>
+//		key_rotation     <duration>|off
 //		ledger           memory|storage
 //		limit            address|client|user_ip <count> <window> | off
 //		limit            max_keys <n>
@@ -111,6 +113,20 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			err = oneArg(d, &h.SigningAlg)
 		case "signing_key_file":
 			err = oneArg(d, &h.SigningKeyFile)
+		case "previous_signing_key_file":
+			err = oneArg(d, &h.PreviousSigningKeyFile)
+		case "key_rotation":
+			var v string
+			if err = oneArg(d, &v); err == nil {
+				h.KeyRotation = 0
+				if v != "off" {
+					p, perr := caddy.ParseDuration(v)
+					if perr != nil || p <= 0 {
+						return d.Errf("key_rotation: %q: want a positive duration or off", v)
+					}
+					h.KeyRotation = caddy.Duration(p)
+				}
+			}
 		case "ledger":
 			err = oneArg(d, &h.Ledger)
 		case "limit":

@@ -27,6 +27,7 @@ func TestCaddyfileAllOptions(t *testing.T) {
 		token_lifetime 30m
 		signing_alg ES256
 		signing_key_file /etc/keys/sign.pem
+		previous_signing_key_file /etc/keys/old.pem
 		ledger storage
 		limit address 3 10m
 		limit client off
@@ -80,6 +81,7 @@ func TestCaddyfileAllOptions(t *testing.T) {
 		{"token_lifetime", h.TokenLifetime, caddy.Duration(30 * time.Minute)},
 		{"signing_alg", h.SigningAlg, "ES256"},
 		{"signing_key_file", h.SigningKeyFile, "/etc/keys/sign.pem"},
+		{"previous_signing_key_file", h.PreviousSigningKeyFile, "/etc/keys/old.pem"},
 		{"ledger", h.Ledger, "storage"},
 		{"limit address", *h.Limits.PerAddress, Limit{3, caddy.Duration(10 * time.Minute)}},
 		{"limit client", h.Limits.PerClient.Count, -1},
@@ -146,6 +148,10 @@ func TestCaddyfileErrors(t *testing.T) {
 		{"token_lifetime too short", "token_lifetime 10s\n" + minimalSMTP, "token_lifetime 10s out of range"},
 		{"bad alg", "signing_alg HS256\n" + minimalSMTP, `signing_alg "HS256"`},
 		{"bad ledger", "ledger redis\n" + minimalSMTP, `ledger "redis"`},
+		{"bad key_rotation", "key_rotation often\n" + minimalSMTP, `key_rotation: "often"`},
+		{"key_rotation too short", "key_rotation 30m\n" + minimalSMTP, "key_rotation 30m0s: at least 1h0m0s"},
+		{"key_rotation with key file", "key_rotation 90d\nsigning_key_file k.pem\n" + minimalSMTP, "rotated by its operator"},
+		{"previous key file alone", "previous_signing_key_file old.pem\n" + minimalSMTP, "needs signing_key_file"},
 		{"token_path relative", "token_path token\n" + minimalSMTP, "must start with /"},
 		{"two values", "code_length 8 9\n" + minimalSMTP, "want one value, got more"},
 		{"no value", "issuer\n" + minimalSMTP, "issuer: want one value"},

@@ -119,6 +119,12 @@ type Gate struct {
 	// signing_key_file. Default: only the keys in Caddy's storage.
 	KeyFile string `json:"key_file,omitempty"`
 
+	// PreviousKeyFile is a second such key, also accepted: the one an
+	// email_otp's previous_signing_key_file holds while tokens it signed
+	// before the operator rotated the key file are still valid.
+	// Default: none.
+	PreviousKeyFile string `json:"previous_key_file,omitempty"`
+
 	logger    *zap.Logger
 	keys      *gateKeys
 	leeway    time.Duration
@@ -163,7 +169,7 @@ func (g *Gate) provision(ctx context.Context, storage certmagic.Storage, logger 
 	})
 	g.accepts = setOf(g.Accept, func(s string) string { return s })
 	var err error
-	g.keys, err = newGateKeys(ctx, storage, g.KeyFile)
+	g.keys, err = newGateKeys(ctx, storage, g.KeyFile, g.PreviousKeyFile)
 	return err
 }
 

@@ -40,6 +40,7 @@ func parseGateCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, er
 //		cookie          <name>
 //		signin          [<path>]
 //		key_file        <pem file>
+//		previous_key_file <pem file>
 //	}
 //
 // The block may be omitted. `signin` without a path uses /email-otp/signin.
@@ -70,6 +71,8 @@ func (g *Gate) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			err = oneArg(d, &g.Cookie)
 		case "key_file":
 			err = oneArg(d, &g.KeyFile)
+		case "previous_key_file":
+			err = oneArg(d, &g.PreviousKeyFile)
 		case "signin":
 			args := d.RemainingArgs()
 			switch len(args) {

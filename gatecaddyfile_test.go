@@ -48,6 +48,10 @@ func TestGateCaddyfile(t *testing.T) {
 			SignInPath:     "/login",
 			KeyFile:        "/etc/caddy/otp.pem",
 		}},
+		{name: "previous key file", input: `email_otp_gate {
+			key_file          /etc/caddy/otp.pem
+			previous_key_file /etc/caddy/otp-old.pem
+		}`, want: Gate{KeyFile: "/etc/caddy/otp.pem", PreviousKeyFile: "/etc/caddy/otp-old.pem"}},
 		{name: "signin default", input: `email_otp_gate {
 			signin
 		}`, want: Gate{SignInPath: DefaultSignInPath}},

@@ -12,9 +12,7 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
-	"io/fs"
 	"os"
-	"path"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -29,6 +27,11 @@ import (
 // Tests shorten it before starting Caddy.
 var gateRefreshInterval = time.Minute
 
+// gateStaleAfter is the age after which a lookup of a known kid reads
+// storage again in the background, so the gate learns that a rotated key
+// expires even if no token of its successor ever reaches it.
+var gateStaleAfter = 10 * time.Minute
+
 // errKeyStorage wraps a failure to read the signing keys from storage: a
 // technical error, which the authentication handler logs.
 var errKeyStorage = errors.New("reading signing keys from storage")
@@ -41,22 +44,36 @@ type gateKeys struct {
 	storage certmagic.Storage
 	file    []jose.JSONWebKey
 
-	set    atomic.Pointer[gateKeySet]
-	reload sync.Mutex // one storage read at a time; lookups of known kids never wait
+	set        atomic.Pointer[gateKeySet]
+	reload     sync.Mutex // one storage read at a time; lookups of known kids never wait
+	refreshing atomic.Bool
 }
 
 type gateKeySet struct {
-	byKID  map[string]jose.JSONWebKey
-	loaded time.Time // zero until storage was read
+	byKID   map[string]jose.JSONWebKey
+	expires map[string]time.Time // kid → when a rotated key stops verifying
+	loaded  time.Time            // zero until storage was read
+}
+
+// get returns the key of kid unless it has expired.
+func (s *gateKeySet) get(kid string) (jose.JSONWebKey, bool) {
+	key, ok := s.byKID[kid]
+	if exp, rotated := s.expires[kid]; ok && rotated && !now().Before(exp) {
+		return jose.JSONWebKey{}, false
+	}
+	return key, ok
 }
 
 func (s *gateKeySet) fresh() bool {
 	return !s.loaded.IsZero() && now().Sub(s.loaded) < gateRefreshInterval
 }
 
-func newGateKeys(ctx context.Context, storage certmagic.Storage, file string) (*gateKeys, error) {
+func newGateKeys(ctx context.Context, storage certmagic.Storage, files ...string) (*gateKeys, error) {
 	k := &gateKeys{ctx: ctx, storage: storage}
-	if file != "" {
+	for _, file := range files {
+		if file == "" {
+			continue
+		}
 		b, err := os.ReadFile(file)
 		if err != nil {
 			return nil, fmt.Errorf("key_file: %w", err)
@@ -65,7 +82,7 @@ func newGateKeys(ctx context.Context, storage certmagic.Storage, file string) (*
 		if err != nil {
 			return nil, fmt.Errorf("key_file %s: %w", file, err)
 		}
-		k.file = []jose.JSONWebKey{jwk}
+		k.file = append(k.file, jwk)
 	}
 	k.set.Store(&gateKeySet{byKID: indexKeys(k.file)})
 	return k, nil
@@ -79,8 +96,14 @@ func (k *gateKeys) lookup(kid string) (jose.JSONWebKey, error) {
 		return none, errUnknownKey
 	}
 	s := k.set.Load()
-	if key, ok := s.byKID[kid]; ok {
+	if key, ok := s.get(kid); ok {
+		if !s.loaded.IsZero() && now().Sub(s.loaded) >= gateStaleAfter && k.refreshing.CompareAndSwap(false, true) {
+			go k.refreshStale()
+		}
 		return key, nil
+	}
+	if _, ok := s.byKID[kid]; ok {
+		return none, errUnknownKey // rotated out: reading storage again cannot bring it back
 	}
 	if s.fresh() {
 		return none, errUnknownKey
@@ -88,15 +111,15 @@ func (k *gateKeys) lookup(kid string) (jose.JSONWebKey, error) {
 	k.reload.Lock()
 	defer k.reload.Unlock()
 	if s = k.set.Load(); s.fresh() { // another request just read storage
-		if key, ok := s.byKID[kid]; ok {
+		if key, ok := s.get(kid); ok {
 			return key, nil
 		}
 		return none, errUnknownKey
 	}
-	keys, err := k.load()
-	byKID := indexKeys(keys)
-	k.set.Store(&gateKeySet{byKID: byKID, loaded: now()})
-	if key, ok := byKID[kid]; ok {
+	keys, expires, err := k.load()
+	s = &gateKeySet{byKID: indexKeys(keys), expires: expires, loaded: now()}
+	k.set.Store(s)
+	if key, ok := s.get(kid); ok {
 		return key, nil
 	}
 	if err != nil {
@@ -105,39 +128,46 @@ func (k *gateKeys) lookup(kid string) (jose.JSONWebKey, error) {
 	return none, errUnknownKey
 }
 
-// load reads the signing key of every algorithm present in storage and
-// keeps its public half. A key that cannot be read is reported, the others
-// are still returned.
-func (k *gateKeys) load() ([]jose.JSONWebKey, error) {
+// refreshStale reads storage again after a lookup found the set older than
+// gateStaleAfter; a failed read keeps the set.
+func (k *gateKeys) refreshStale() {
+	defer k.refreshing.Store(false)
+	k.reload.Lock()
+	defer k.reload.Unlock()
+	if s := k.set.Load(); now().Sub(s.loaded) < gateStaleAfter {
+		return
+	}
+	keys, expires, err := k.load()
+	if err != nil {
+		return
+	}
+	k.set.Store(&gateKeySet{byKID: indexKeys(keys), expires: expires, loaded: now()})
+}
+
+// load reads the signing keys of every algorithm present in storage (the
+// ring, or the first key; keyring.go) and keeps their public halves, with
+// the expiry of rotated ones. Keys that cannot be read are reported, the
+// others are still returned.
+func (k *gateKeys) load() ([]jose.JSONWebKey, map[string]time.Time, error) {
 	ctx, cancel := context.WithTimeout(k.ctx, 10*time.Second)
 	defer cancel()
 	keys := slices.Clone(k.file)
+	expires := make(map[string]time.Time)
 	var errs []error
 	for alg := range supportedAlgs {
-		name := signingKeyName(alg)
-		b, err := k.storage.Load(ctx, path.Join(keysPrefix, name))
-		if errors.Is(err, fs.ErrNotExist) {
-			continue
-		}
+		stored, err := readStoredKeys(ctx, k.storage, alg)
 		if err != nil {
-			errs = append(errs, fmt.Errorf("%s: %w", name, err))
+			errs = append(errs, err)
 			continue
 		}
-		priv, err := parsePrivateKey(b)
-		if err == nil {
-			err = keyFitsAlg(priv, alg)
+		for _, sk := range stored {
+			keys = append(keys, sk.jwk.Public())
+			if !sk.expires.IsZero() {
+				expires[sk.jwk.KeyID] = sk.expires
+			}
 		}
-		var jwk *jose.JSONWebKey
-		if err == nil {
-			jwk, err = newJWK(priv, alg)
-		}
-		if err != nil {
-			errs = append(errs, fmt.Errorf("%s: %w", name, err))
-			continue
-		}
-		keys = append(keys, jwk.Public())
 	}
-	return keys, errors.Join(errs...)
+	return keys, expires, errors.Join(errs...)
 }
 
 func indexKeys(keys []jose.JSONWebKey) map[string]jose.JSONWebKey {

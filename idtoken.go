@@ -216,7 +216,7 @@ func (h *Handler) serveDiscovery(w http.ResponseWriter, r *http.Request) {
 func (h *Handler) serveJWKS(w http.ResponseWriter, _ *http.Request) {
 	w.Header().Set("Content-Type", "application/jwk-set+json")
 	w.Header().Set("Cache-Control", "public, max-age=300")
-	_, _ = w.Write(h.keys.jwksJSON)
+	_, _ = w.Write(h.keys.jwks())
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {

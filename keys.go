@@ -10,15 +10,11 @@ import (
 	"crypto/rsa"
 	"crypto/x509"
 	"encoding/base64"
-	"encoding/json"
 	"encoding/pem"
 	"errors"
 	"fmt"
 	"io/fs"
-	"maps"
-	"os"
 	"path"
-	"slices"
 	"strings"
 
 	"github.com/caddyserver/certmagic"
@@ -43,10 +39,14 @@ var supportedAlgs = map[string]func() (crypto.Signer, error){
 	},
 }
 
-// signingKeys holds the signers, made once at provision, and the public keys
-// the JWKS publishes: the current one first, then the keys of the other
-// algorithms still in storage, so tokens signed before an algorithm change
-// keep verifying until they expire.
+// signingKeys holds the handler's signers and the public keys the JWKS
+// publishes. The signers are live: each signs with the current key of the
+// ring, so they outlast rotations. kid, public and jwksJSON describe the
+// keys as loaded; jwks() and lookupLive (keyring.go) give the current ones.
+// The JWKS lists the current key first, then the other published keys of
+// the algorithm (replaced ones until their tokens have expired, a new one
+// before it signs), then the keys of the other algorithms still in storage,
+// so tokens signed before an algorithm change keep verifying.
 type signingKeys struct {
 	alg      jose.SignatureAlgorithm
 	kid      string
@@ -59,72 +59,15 @@ type signingKeys struct {
 	// its own typ keeps a session from passing as an access token, and the
 	// reverse, at the gate.
 	sessSigner jose.Signer
+
+	ring *keyRing
 }
 
 // loadSigningKeys reads the key from file, or loads or creates it in storage
-// under the storage lock, as Caddy's distributed STEK does.
+// under the storage lock, as Caddy's distributed STEK does; no rotation and
+// no refresh (the handler uses openKeys).
 func loadSigningKeys(ctx context.Context, storage certmagic.Storage, alg, file string) (*signingKeys, error) {
-	var (
-		key crypto.Signer
-		err error
-	)
-	if file != "" {
-		pemBytes, rerr := os.ReadFile(file)
-		if rerr != nil {
-			return nil, rerr
-		}
-		key, err = parsePrivateKey(pemBytes)
-	} else {
-		key, err = loadOrCreate(ctx, storage, signingKeyName(alg), func() ([]byte, error) {
-			k, err := supportedAlgs[alg]()
-			if err != nil {
-				return nil, err
-			}
-			return marshalPrivateKey(k)
-		}, parsePrivateKey)
-	}
-	if err != nil {
-		return nil, err
-	}
-	if err := keyFitsAlg(key, alg); err != nil {
-		return nil, err
-	}
-	sk := &signingKeys{alg: jose.SignatureAlgorithm(alg)}
-	cur, err := newJWK(key, alg)
-	if err != nil {
-		return nil, err
-	}
-	sk.kid = cur.KeyID
-	sk.public.Keys = append(sk.public.Keys, cur.Public())
-	// sorted, so every instance and restart publishes the same document
-	for _, other := range slices.Sorted(maps.Keys(supportedAlgs)) {
-		if other == alg {
-			continue
-		}
-		b, err := storage.Load(ctx, path.Join(keysPrefix, signingKeyName(other)))
-		if err != nil {
-			continue
-		}
-		if k, err := parsePrivateKey(b); err == nil {
-			if prev, err := newJWK(k, other); err == nil {
-				sk.public.Keys = append(sk.public.Keys, prev.Public())
-			}
-		}
-	}
-	if sk.jwksJSON, err = json.Marshal(sk.public); err != nil {
-		return nil, err
-	}
-	signingKey := jose.SigningKey{Algorithm: sk.alg, Key: cur}
-	if sk.idSigner, err = jose.NewSigner(signingKey, (&jose.SignerOptions{}).WithType("JWT")); err != nil {
-		return nil, err
-	}
-	if sk.atSigner, err = jose.NewSigner(signingKey, (&jose.SignerOptions{}).WithType("at+jwt")); err != nil {
-		return nil, err
-	}
-	if sk.sessSigner, err = jose.NewSigner(signingKey, (&jose.SignerOptions{}).WithType("session+jwt")); err != nil {
-		return nil, err
-	}
-	return sk, nil
+	return openKeys(ctx, storage, keyOptions{alg: alg, file: file})
 }
 
 func signingKeyName(alg string) string { return "signing-" + strings.ToLower(alg) + ".pem" }

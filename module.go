@@ -80,6 +80,28 @@ type Handler struct {
 	// kept in Caddy's storage, shared by every instance using that storage.
 	SigningKeyFile string `json:"signing_key_file,omitempty"`
 
+	// PreviousSigningKeyFile is the PEM private key that signing_key_file
+	// held before the operator rotated it. It only verifies: it stays in
+	// the JWKS, so tokens it signed keep working until they expire; remove
+	// it after the longest token or session lifetime. Requires
+	// signing_key_file. Default: none.
+	PreviousSigningKeyFile string `json:"previous_signing_key_file,omitempty"`
+
+	// KeyRotation is how long a signing key kept in storage signs before
+	// a new one replaces it. Instances sharing the storage rotate once,
+	// under the storage lock, and all switch together: the new key is in
+	// the JWKS 10 minutes before it signs, and the replaced key stays there
+	// until the longest token or session lifetime, plus 10 minutes, after
+	// its last token. Each instance re-reads the keys every minute, so no
+	// reload is needed. At least 1h and the longest token or session
+	// lifetime; 2160h (90 days) is a common choice. Not with
+	// signing_key_file (rotate it with previous_signing_key_file).
+	// Default: 0, off: a rotation changes the kid, which breaks any
+	// verifier that copied the public key instead of fetching the JWKS,
+	// so turning it on is the operator's decision; upgrading never
+	// changes a running issuer's key.
+	KeyRotation caddy.Duration `json:"key_rotation,omitempty"`
+
 	// Ledger selects where consumed references are recorded: "memory" (one
 	// instance; survives config reloads) or "storage" (Caddy's configured
 	// storage, for several instances sharing it). Default: memory
@@ -146,7 +168,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 
 	var err error
 	storage := ctx.Storage()
-	if h.keys, err = loadSigningKeys(ctx, storage, h.SigningAlg, h.SigningKeyFile); err != nil {
+	if h.keys, err = h.openKeys(ctx, storage); err != nil {
 		return fmt.Errorf("signing key: %w", err)
 	}
 	refKey, err := loadSecret(ctx, storage, referenceKeyName)
@@ -280,6 +302,9 @@ func (h *Handler) Validate() error {
 	if err := h.SignIn.validate(h.Clients, h.TokenPath); err != nil {
 		return err
 	}
+	if err := h.validateKeys(); err != nil {
+		return err
+	}
 	return h.Limits.validate()
 }
 
@@ -292,6 +317,7 @@ func (h *Handler) Cleanup() error {
 		h.limiter.release()
 	}
 	h.mailer.close()
+	h.keys.close()
 	return nil
 }
 

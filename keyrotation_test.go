@@ -1,0 +1,617 @@
+package emailotp
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
+	"github.com/caddyserver/certmagic"
+	"github.com/coreos/go-oidc/v3/oidc"
+	"github.com/go-jose/go-jose/v4"
+	"github.com/go-jose/go-jose/v4/jwt"
+	"go.uber.org/zap"
+)
+
+// rotClock is a clock the test moves; safe to read from any goroutine.
+type rotClock struct{ ns atomic.Int64 }
+
+func newRotClock(t time.Time) *rotClock {
+	c := new(rotClock)
+	c.ns.Store(t.UnixNano())
+	return c
+}
+
+func (c *rotClock) Now() time.Time          { return time.Unix(0, c.ns.Load()) }
+func (c *rotClock) Set(t time.Time)         { c.ns.Store(t.UnixNano()) }
+func (c *rotClock) Advance(d time.Duration) { c.ns.Add(int64(d)) }
+
+// usePackageClock makes c the package clock (tokens, gate, ledgers) for
+// the test. Set before anything runs that reads it; restored by a cleanup
+// that runs after those registered later (Caddy stopping, say).
+func usePackageClock(t *testing.T, c *rotClock) {
+	saved := now
+	now = c.Now
+	t.Cleanup(func() { now = saved })
+}
+
+// countingStorage counts the writes of each key.
+type countingStorage struct {
+	*certmagic.FileStorage
+	mu     sync.Mutex
+	stores map[string]int
+}
+
+func (s *countingStorage) Store(ctx context.Context, key string, value []byte) error {
+	s.mu.Lock()
+	s.stores[key]++
+	s.mu.Unlock()
+	return s.FileStorage.Store(ctx, key, value)
+}
+
+func (s *countingStorage) count(key string) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.stores[key]
+}
+
+func kidOf(t *testing.T, tok string) string {
+	t.Helper()
+	kid, _ := jwtHeader(t, tok)["kid"].(string)
+	return kid
+}
+
+func jwksKIDs(t *testing.T, doc []byte) []string {
+	t.Helper()
+	var set jose.JSONWebKeySet
+	if err := json.Unmarshal(doc, &set); err != nil {
+		t.Fatalf("JWKS %s: %v", doc, err)
+	}
+	var kids []string
+	for _, k := range set.Keys {
+		if !k.IsPublic() {
+			t.Fatalf("JWKS publishes a private key")
+		}
+		kids = append(kids, k.KeyID)
+	}
+	return kids
+}
+
+// verifiesWithJWKS checks a token's signature with a JWKS document as a
+// relying party does: the key named by kid.
+func verifiesWithJWKS(doc []byte, tok string) error {
+	var set jose.JSONWebKeySet
+	if err := json.Unmarshal(doc, &set); err != nil {
+		return err
+	}
+	parsed, err := jwt.ParseSigned(tok, gateAlgs)
+	if err != nil {
+		return err
+	}
+	keys := set.Key(parsed.Headers[0].KeyID)
+	if len(keys) == 0 {
+		return errUnknownKey
+	}
+	var c jwt.Claims
+	return parsed.Claims(keys[0].Key, &c)
+}
+
+// longToken is an access token signed with jwk directly, valid for two
+// days: refused only if the gate no longer trusts the key.
+func longToken(t *testing.T, jwk *jose.JSONWebKey, alg, issuer string, at time.Time) string {
+	t.Helper()
+	s, err := jose.NewSigner(jose.SigningKey{Algorithm: jose.SignatureAlgorithm(alg), Key: jwk},
+		(&jose.SignerOptions{}).WithType("at+jwt"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return sign(t, s, map[string]any{"iss": issuer, "sub": "long@example.com", "aud": []string{"app"},
+		"client_id": "app", "scope": "openid", "iat": at.Unix(), "exp": at.Add(48 * time.Hour).Unix(),
+		"auth_time": at.Unix(), "jti": randomID()})
+}
+
+// admits runs the gate on a bearer token for http://example.com.
+func admits(t *testing.T, g *Gate, tok string) bool {
+	t.Helper()
+	r := httptest.NewRequest(http.MethodGet, "http://example.com/app", nil)
+	r.Header.Set("Authorization", "Bearer "+tok)
+	_, ok, err := g.Authenticate(httptest.NewRecorder(), r)
+	if err != nil {
+		t.Fatalf("gate: %v", err)
+	}
+	return ok
+}
+
+func newTestGate(t *testing.T, st certmagic.Storage) *Gate {
+	t.Helper()
+	g := new(Gate)
+	if err := g.provision(context.Background(), st, zap.NewNop()); err != nil {
+		t.Fatal(err)
+	}
+	return g
+}
+
+// waitGateIdle waits for a background refresh of the gate's keys to end.
+func waitGateIdle(t *testing.T, g *Gate) {
+	t.Helper()
+	for deadline := time.Now().Add(5 * time.Second); g.keys.refreshing.Load(); {
+		if time.Now().After(deadline) {
+			t.Fatal("gate key refresh still running after 5s")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// TestKeyRotation follows one key through its life on a handler with a
+// controlled clock: it signs, a successor is published, the successor
+// signs while the tokens of the first still verify (gate, JWKS, go-oidc),
+// and once they have all expired the first is gone from the JWKS, the gate
+// refuses it, and the next rotation drops it from storage.
+func TestKeyRotation(t *testing.T) {
+	const (
+		alg    = "ES256"
+		period = 24 * time.Hour
+		life   = time.Hour
+	)
+	ctx := context.Background()
+	st := &certmagic.FileStorage{Path: t.TempDir()}
+	clk := newRotClock(time.Now())
+	usePackageClock(t, clk)
+	t0 := clk.Now()
+
+	h := &Handler{TokenLifetime: caddy.Duration(life)}
+	h.fillDefaults()
+	sk, err := openKeys(ctx, st, keyOptions{alg: alg, period: period, retain: life + keyRetireLeeway, now: clk.Now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.keys = sk
+	client := &Client{ID: "app"}
+	const iss = "http://example.com/uas"
+	mint := func() *tokenResponse {
+		t.Helper()
+		tr, err := h.mint(grantResult{issuer: iss, client: client, address: "a@example.com", scope: "openid", authTime: clk.Now()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return tr
+	}
+	jwksSrv := httptest.NewServer(http.HandlerFunc(h.serveJWKS))
+	defer jwksSrv.Close()
+	rp := oidc.NewRemoteKeySet(ctx, jwksSrv.URL)
+	gate := newTestGate(t, st)
+	t.Cleanup(func() { waitGateIdle(t, gate) }) // before the clock is restored
+
+	kid1 := sk.ring.current().kid
+	if got := jwksKIDs(t, sk.jwks()); !slices.Equal(got, []string{kid1}) {
+		t.Fatalf("JWKS before rotation = %v, want [%s]", got, kid1)
+	}
+
+	// Half an hour before the period ends: a token of the first key.
+	clk.Set(t0.Add(period - 30*time.Minute))
+	if err := sk.ring.refresh(ctx, nil); err != nil {
+		t.Fatal(err)
+	}
+	old := mint()
+	if kidOf(t, old.AccessToken) != kid1 || !admits(t, gate, old.AccessToken) {
+		t.Fatal("first token: wrong kid or refused")
+	}
+	firstKey := sk.ring.keys[alg][0].jwk
+	longOld := longToken(t, firstKey, alg, iss, clk.Now())
+
+	// The period is over: a successor is published but does not sign yet.
+	// (A minute late: the first key's age counts from its file's mtime.)
+	tr := t0.Add(period + time.Minute)
+	clk.Set(tr)
+	if err := sk.ring.refresh(ctx, nil); err != nil {
+		t.Fatal(err)
+	}
+	kids := jwksKIDs(t, sk.jwks())
+	if len(kids) != 2 || kids[0] != kid1 {
+		t.Fatalf("JWKS right after rotation = %v, want [%s <new>]", kids, kid1)
+	}
+	kid2 := kids[1]
+	if k := kidOf(t, mint().IDToken); k != kid1 {
+		t.Errorf("signed with %s during pre-publication, want %s", k, kid1)
+	}
+
+	// Pre-publication over: the new key signs, the old tokens still verify.
+	clk.Advance(keyPrepublish)
+	fresh := mint()
+	if k := kidOf(t, fresh.AccessToken); k != kid2 || kidOf(t, fresh.IDToken) != kid2 {
+		t.Fatalf("token after pre-publication has kid %s, want %s", k, kid2)
+	}
+	if kids := jwksKIDs(t, sk.jwks()); !slices.Equal(kids, []string{kid2, kid1}) {
+		t.Errorf("JWKS after switch = %v, want [%s %s]", kids, kid2, kid1)
+	}
+	for name, tok := range map[string]string{"old access": old.AccessToken, "old id": old.IDToken, "new id": fresh.IDToken} {
+		if err := verifiesWithJWKS(sk.jwks(), tok); err != nil {
+			t.Errorf("%s token not verified by the JWKS: %v", name, err)
+		}
+		if _, err := rp.VerifySignature(ctx, tok); err != nil {
+			t.Errorf("%s token not verified by go-oidc through the JWKS: %v", name, err)
+		}
+	}
+	verifier := oidc.NewVerifier(iss, rp, &oidc.Config{ClientID: "app", SupportedSigningAlgs: []string{alg}, Now: clk.Now})
+	if _, err := verifier.Verify(ctx, old.IDToken); err != nil {
+		t.Errorf("go-oidc refuses the id_token of the replaced key: %v", err)
+	}
+	if !admits(t, gate, old.AccessToken) || !admits(t, gate, fresh.AccessToken) || !admits(t, gate, longOld) {
+		t.Fatal("gate refuses a token of the old or the new key after the switch")
+	}
+
+	// The last token of the first key has expired (plus leeway): it is gone.
+	retired := tr.Add(keyPrepublish + life + keyRetireLeeway)
+	clk.Set(retired.Add(-time.Second))
+	if !slices.Contains(jwksKIDs(t, sk.jwks()), kid1) || !admits(t, gate, longOld) {
+		t.Fatal("first key dropped before its retention ended")
+	}
+	clk.Set(retired)
+	if kids := jwksKIDs(t, sk.jwks()); !slices.Equal(kids, []string{kid2}) {
+		t.Errorf("JWKS after retention = %v, want [%s]", kids, kid2)
+	}
+	if err := verifiesWithJWKS(sk.jwks(), longOld); err == nil {
+		t.Error("a token of the dropped key still verifies with the JWKS")
+	}
+	if admits(t, gate, longOld) {
+		t.Error("gate still admits a token of the dropped key")
+	}
+	if _, err := gate.keys.lookup(kid1); err != errUnknownKey {
+		t.Errorf("gate lookup of the dropped kid: %v, want errUnknownKey", err)
+	}
+	if !admits(t, gate, mint().AccessToken) {
+		t.Error("gate refuses a token of the current key")
+	}
+
+	// The next rotation writes a ring without the dropped key.
+	clk.Set(tr.Add(keyPrepublish + period))
+	if err := sk.ring.refresh(ctx, nil); err != nil {
+		t.Fatal(err)
+	}
+	stored, err := readStoredKeys(ctx, st, alg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var storedKIDs []string
+	for _, k := range stored {
+		storedKIDs = append(storedKIDs, k.jwk.KeyID)
+	}
+	if len(storedKIDs) != 2 || storedKIDs[0] != kid2 || slices.Contains(storedKIDs, kid1) {
+		t.Errorf("ring after the second rotation = %v, want [%s <new>]", storedKIDs, kid2)
+	}
+}
+
+// TestKeyRotationStaleGate: a gate that read the keys before a rotation and
+// never meets a token of the new key still stops trusting the old one: a
+// lookup on a set older than gateStaleAfter reads storage again.
+func TestKeyRotationStaleGate(t *testing.T) {
+	const alg = "EdDSA"
+	ctx := context.Background()
+	st := &certmagic.FileStorage{Path: t.TempDir()}
+	clk := newRotClock(time.Now())
+	usePackageClock(t, clk)
+	t0 := clk.Now()
+	sk, err := openKeys(ctx, st, keyOptions{alg: alg, period: 2 * time.Hour, retain: time.Hour, now: clk.Now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	gate := newTestGate(t, st)
+	t.Cleanup(func() { waitGateIdle(t, gate) })
+	const iss = "http://example.com/uas"
+	long := longToken(t, sk.ring.keys[alg][0].jwk, alg, iss, t0)
+	if !admits(t, gate, long) {
+		t.Fatal("gate refuses a token of the current key")
+	}
+	tr := t0.Add(2*time.Hour + time.Minute)
+	clk.Set(tr)
+	if err := sk.ring.refresh(ctx, nil); err != nil {
+		t.Fatal(err)
+	}
+	if len(sk.ring.keys[alg]) != 2 {
+		t.Fatal("no rotation")
+	}
+	clk.Set(tr.Add(keyPrepublish + time.Hour))
+	refused := false
+	for range 50 { // the first lookup may still use the old set
+		if !admits(t, gate, long) {
+			refused = true
+			break
+		}
+		waitGateIdle(t, gate)
+	}
+	if !refused {
+		t.Error("a gate that never saw the new key still admits the dropped one")
+	}
+}
+
+// TestKeyRotationCluster: instances sharing one storage that all find the
+// key due at once make one new key, publish the same JWKS and switch to the
+// same kid.
+func TestKeyRotationCluster(t *testing.T) {
+	const (
+		alg       = "RS256"
+		instances = 5
+		period    = 90 * 24 * time.Hour
+	)
+	ctx := context.Background()
+	st := &countingStorage{FileStorage: &certmagic.FileStorage{Path: t.TempDir()}, stores: map[string]int{}}
+	clk := newRotClock(time.Now())
+	t0 := clk.Now()
+	var nodes []*signingKeys
+	for range instances {
+		sk, err := openKeys(ctx, st, keyOptions{alg: alg, period: period, retain: time.Hour + keyRetireLeeway, now: clk.Now})
+		if err != nil {
+			t.Fatal(err)
+		}
+		nodes = append(nodes, sk)
+	}
+	ringKey := path.Join(keysPrefix, ringName(alg))
+	if n := st.count(path.Join(keysPrefix, signingKeyName(alg))); n != 1 {
+		t.Fatalf("first key stored %d times by %d instances, want once", n, instances)
+	}
+	kid1 := nodes[0].ring.current().kid
+
+	clk.Set(t0.Add(period + time.Minute))
+	var wg sync.WaitGroup
+	errs := make([]error, instances)
+	for i, sk := range nodes {
+		wg.Go(func() { errs[i] = sk.ring.refresh(ctx, nil) })
+	}
+	wg.Wait()
+	for i, err := range errs {
+		if err != nil {
+			t.Fatalf("instance %d: %v", i, err)
+		}
+	}
+	if n := st.count(ringKey); n != 1 {
+		t.Fatalf("%d instances rotated %d times, want once", instances, n)
+	}
+	first := nodes[0].jwks()
+	for i, sk := range nodes {
+		if got := string(sk.jwks()); got != string(first) {
+			t.Errorf("instance %d publishes another JWKS:\n%s\n%s", i, got, first)
+		}
+		if sk.ring.current().kid != kid1 {
+			t.Errorf("instance %d signs with the new key during pre-publication", i)
+		}
+	}
+	clk.Advance(keyPrepublish)
+	kid2 := nodes[0].ring.current().kid
+	if kid2 == kid1 {
+		t.Fatal("no instance switched to the new key")
+	}
+	for i, sk := range nodes {
+		tok := sign(t, sk.atSigner, map[string]any{"sub": "x"})
+		if k := kidOf(t, tok); k != kid2 {
+			t.Errorf("instance %d signs with %s, want %s", i, k, kid2)
+		}
+	}
+	// Later refreshes, not due, write nothing.
+	for _, sk := range nodes {
+		if err := sk.ring.refresh(ctx, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := st.count(ringKey); n != 1 {
+		t.Errorf("ring written %d times, want once", n)
+	}
+}
+
+// TestKeyRotationFiles: with signing_key_file the operator rotates by
+// moving the old file to previous_signing_key_file: both are published,
+// the current one signs, and the gate takes both files.
+func TestKeyRotationFiles(t *testing.T) {
+	dir := t.TempDir()
+	cur, prev := filepath.Join(dir, "cur.pem"), filepath.Join(dir, "prev.pem")
+	var kids []string
+	for _, f := range []string{prev, cur} {
+		k, _ := supportedAlgs["EdDSA"]()
+		b, err := marshalPrivateKey(k)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(f, b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		jwk, _ := newJWK(k, "EdDSA")
+		kids = append(kids, jwk.KeyID)
+	}
+	st := &certmagic.FileStorage{Path: filepath.Join(dir, "storage")}
+	sk, err := openKeys(context.Background(), st, keyOptions{alg: "EdDSA", file: cur, prevFile: prev, follow: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sk.close()
+	if sk.ring.cancel != nil {
+		t.Error("a refresh loop runs for key files")
+	}
+	if got := jwksKIDs(t, sk.jwks()); !slices.Equal(got, []string{kids[1], kids[0]}) {
+		t.Errorf("JWKS = %v, want [current %s, previous %s]", got, kids[1], kids[0])
+	}
+	tok := sign(t, sk.idSigner, map[string]any{"sub": "x"})
+	if kidOf(t, tok) != kids[1] {
+		t.Errorf("signed with %s, want the current file's %s", kidOf(t, tok), kids[1])
+	}
+	g := &Gate{KeyFile: cur, PreviousKeyFile: prev}
+	if err := g.provision(context.Background(), st, zap.NewNop()); err != nil {
+		t.Fatal(err)
+	}
+	for _, kid := range kids {
+		if _, err := g.keys.lookup(kid); err != nil {
+			t.Errorf("gate does not know %s: %v", kid, err)
+		}
+	}
+}
+
+// TestKeyRotationOptions: the checks on key_rotation and the key files.
+func TestKeyRotationOptions(t *testing.T) {
+	for _, c := range []struct {
+		name string
+		h    Handler
+		want string // "" accepted
+	}{
+		{"off", Handler{}, ""},
+		{"90 days", Handler{KeyRotation: days(90)}, ""},
+		{"too short", Handler{KeyRotation: caddy.Duration(59 * time.Minute)}, "at least 1h0m0s"},
+		{"shorter than sessions", Handler{KeyRotation: days(1), SignIn: &SignInConfig{SessionLifetime: days(2)}}, "at least 48h0m0s"},
+		{"with a key file", Handler{KeyRotation: days(90), SigningKeyFile: "k.pem"}, "rotated by its operator"},
+		{"previous alone", Handler{PreviousSigningKeyFile: "old.pem"}, "needs signing_key_file"},
+		{"previous with file", Handler{SigningKeyFile: "k.pem", PreviousSigningKeyFile: "old.pem"}, ""},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			c.h.fillDefaults()
+			err := c.h.validateKeys()
+			switch {
+			case c.want == "" && err != nil:
+				t.Errorf("refused: %v", err)
+			case c.want != "" && (err == nil || !strings.Contains(err.Error(), c.want)):
+				t.Errorf("error %v, want one saying %q", err, c.want)
+			}
+		})
+	}
+}
+
+func days(n int) caddy.Duration { return caddy.Duration(time.Duration(n) * 24 * time.Hour) }
+
+func getJWKS(t *testing.T, tc *testCaddy) []byte {
+	t.Helper()
+	req, err := http.NewRequest(http.MethodGet, tc.Base+"/uas"+jwksSuffix, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := do(t, req)
+	if a.Status != http.StatusOK {
+		t.Fatalf("JWKS: %s", a)
+	}
+	return a.Body
+}
+
+// TestKeyRotationCaddy: a running Caddy with key_rotation rotates on its
+// own, without a reload: tokens from the grant carry the new kid once it
+// signs, tokens of the old key still pass the gate and go-oidc (discovery
+// and JWKS over HTTP), and after their lifetime the old key is gone from
+// the JWKS and the gate.
+func TestKeyRotationCaddy(t *testing.T) {
+	clk := newRotClock(time.Now())
+	usePackageClock(t, clk)
+	savedRefresh := keyRefreshInterval
+	keyRefreshInterval = 20 * time.Millisecond
+	t.Cleanup(func() { keyRefreshInterval = savedRefresh }) // after Caddy stops
+	t0 := clk.Now()
+
+	mp := startMailpit(t)
+	tc := startCaddy(t, otpSite(mp.SMTPPort, "key_rotation 1h")+`
+	handle /who/* {
+		email_otp_gate
+		respond "user={http.auth.user.id}" 200
+	}`)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	grant := func(addr string) (string, string) {
+		t.Helper()
+		ref, code, _ := initiate(t, tc, mp, addr, nil, appCreds)
+		a := post(t, tc.Base+tokenPath, validateForm(ref, code), appCreds)
+		if a.Status != http.StatusOK || a.str("access_token") == "" {
+			t.Fatalf("validate: %s", a)
+		}
+		return a.str("access_token"), a.str("id_token")
+	}
+	admitted := func(tok string) bool {
+		t.Helper()
+		return tc.gate(t, gateReq{path: "/who/", bearer: tok}).Status == http.StatusOK
+	}
+	waitJWKS := func(what string, ok func([]string) bool) []string {
+		t.Helper()
+		for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+			kids := jwksKIDs(t, getJWKS(t, tc))
+			if ok(kids) {
+				return kids
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("JWKS after 10s: %v; want %s", kids, what)
+			}
+		}
+	}
+
+	clk.Set(t0.Add(50 * time.Minute))
+	at1, id1 := grant("rot1@example.com")
+	kid1 := kidOf(t, at1)
+	if !admitted(at1) {
+		t.Fatal("gate refuses the first token")
+	}
+
+	// The hour is over: some refresh of the running handler rotates.
+	tr := t0.Add(time.Hour + time.Minute)
+	clk.Set(tr)
+	kids := waitJWKS("two keys", func(k []string) bool { return len(k) == 2 })
+	if kids[0] != kid1 {
+		t.Fatalf("JWKS %v: the current key %s is not first", kids, kid1)
+	}
+	kid2 := kids[1]
+	b, err := os.ReadFile(filepath.Join(tc.Storage, keysPrefix, ringName("RS256")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ring, err := parseRing(b, "RS256")
+	if err != nil || len(ring) != 2 || ring[0].jwk.KeyID != kid1 {
+		t.Fatalf("stored ring: %d keys, %v", len(ring), err)
+	}
+	longOld := longToken(t, ring[0].jwk, "RS256", tc.Base+"/uas", clk.Now())
+
+	clk.Advance(keyPrepublish)
+	at2, id2 := grant("rot2@example.com")
+	if kidOf(t, at2) != kid2 || kidOf(t, id2) != kid2 {
+		t.Fatalf("tokens after pre-publication carry %s / %s, want %s", kidOf(t, at2), kidOf(t, id2), kid2)
+	}
+	for name, tok := range map[string]string{"old": at1, "new": at2, "long-lived old": longOld} {
+		if !admitted(tok) {
+			t.Errorf("gate refuses the %s access token after the rotation", name)
+		}
+	}
+	provider, err := oidc.NewProvider(ctx, tc.Base+"/uas")
+	if err != nil {
+		t.Fatal(err)
+	}
+	verifier := provider.Verifier(&oidc.Config{ClientID: "app", SupportedSigningAlgs: []string{"RS256"}, Now: clk.Now})
+	for name, tok := range map[string]string{"old": id1, "new": id2} {
+		if _, err := verifier.Verify(ctx, tok); err != nil {
+			t.Errorf("go-oidc refuses the %s id_token: %v", name, err)
+		}
+	}
+
+	// Every token of the old key has expired: it is gone.
+	clk.Set(tr.Add(keyPrepublish + time.Hour + keyRetireLeeway))
+	waitJWKS("without "+kid1, func(k []string) bool { return !slices.Contains(k, kid1) && slices.Contains(k, kid2) })
+	if admitted(longOld) {
+		t.Error("gate admits a token of the dropped key")
+	}
+	if !strings.Contains(tc.Logs(t), "signing key rotated") {
+		t.Error("no log line for the rotation")
+	}
+}
+
+// TestKeyRotationCaddyfileValues: key_rotation takes Caddy durations
+// (days included) and off.
+func TestKeyRotationCaddyfileValues(t *testing.T) {
+	for in, want := range map[string]caddy.Duration{"90d": days(90), "2160h": days(90), "off": 0} {
+		var h Handler
+		d := caddyfile.NewTestDispenser("email_otp {\nkey_rotation " + in + "\n" + minimalSMTP + "\n}")
+		if err := h.UnmarshalCaddyfile(d); err != nil {
+			t.Fatalf("key_rotation %s: %v", in, err)
+		}
+		if h.KeyRotation != want {
+			t.Errorf("key_rotation %s = %v, want %v", in, h.KeyRotation, want)
+		}
+	}
+}
