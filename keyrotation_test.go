@@ -235,6 +235,19 @@ func TestKeyRotation(t *testing.T) {
 	if kids := jwksKIDs(t, sk.jwks()); !slices.Equal(kids, []string{kid2, kid1}) {
 		t.Errorf("JWKS after switch = %v, want [%s %s]", kids, kid2, kid1)
 	}
+	// The sign-in page's sessions follow the same keys.
+	sess, err := jwt.Signed(sk.sessSigner).Claims(jwt.Claims{Issuer: iss, Subject: "a@example.com",
+		IssuedAt: jwt.NewNumericDate(clk.Now()), Expiry: jwt.NewNumericDate(clk.Now().Add(life))}).
+		Claims(sessionClaims{Audience: []string{sessionAudience}, Email: "a@example.com"}).Serialize()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if k := kidOf(t, sess); k != kid2 {
+		t.Errorf("session signed with %s after the switch, want %s", k, kid2)
+	}
+	if addr, err := sk.verifySession(sess, iss, clk.Now()); err != nil || addr != "a@example.com" {
+		t.Errorf("session of the new key: %q, %v", addr, err)
+	}
 	for name, tok := range map[string]string{"old access": old.AccessToken, "old id": old.IDToken, "new id": fresh.IDToken} {
 		if err := verifiesWithJWKS(sk.jwks(), tok); err != nil {
 			t.Errorf("%s token not verified by the JWKS: %v", name, err)

@@ -69,8 +69,12 @@ func (k *signingKeys) verifySession(token, issuer string, t time.Time) (string, 
 	return std.Subject, nil
 }
 
-// lookup finds a published key by kid, for parseVerified.
+// lookup finds a published key by kid, for parseVerified: among the keys
+// published now when they rotate (keyring.go), else the keys as loaded.
 func (k *signingKeys) lookup(kid string) (jose.JSONWebKey, error) {
+	if k.ring != nil {
+		return k.lookupLive(kid)
+	}
 	if keys := k.public.Key(kid); len(keys) > 0 {
 		return keys[0], nil
 	}
