@@ -147,6 +147,9 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	var err error
 	storage := ctx.Storage()
 	if h.keys, err = loadSigningKeys(ctx, storage, h.SigningAlg, h.SigningKeyFile); err != nil {
+		if h.SigningKeyFile != "" { // name the file, whatever was wrong with it
+			return fmt.Errorf("signing_key_file %s: %w", h.SigningKeyFile, err)
+		}
 		return fmt.Errorf("signing key: %w", err)
 	}
 	refKey, err := loadSecret(ctx, storage, referenceKeyName)
