@@ -312,13 +312,17 @@ func openKeys(ctx context.Context, storage certmagic.Storage, o keyOptions) (*si
 			if f == "" {
 				continue
 			}
+			option := "signing_key_file"
+			if f == o.prevFile {
+				option = "previous_signing_key_file"
+			}
 			b, err := os.ReadFile(f)
 			if err != nil {
-				return nil, err
+				return nil, fmt.Errorf("%s %s: %w", option, f, err)
 			}
 			jwk, err := parseKeyFor(b, o.alg)
 			if err != nil {
-				return nil, fmt.Errorf("%s: %w", f, err)
+				return nil, fmt.Errorf("%s %s: %w", option, f, err)
 			}
 			fileKeys = append(fileKeys, ringKey{jwk: jwk})
 		}

@@ -112,7 +112,11 @@ func marshalPrivateKey(k crypto.Signer) ([]byte, error) {
 }
 
 func parsePrivateKey(pemBytes []byte) (crypto.Signer, error) {
-	block, _ := pem.Decode(pemBytes)
+	block, rest := pem.Decode(pemBytes)
+	// `openssl ecparam -genkey` writes an EC PARAMETERS block before the key.
+	for block != nil && block.Type == "EC PARAMETERS" {
+		block, rest = pem.Decode(rest)
+	}
 	if block == nil {
 		return nil, errors.New("no PEM block found")
 	}
@@ -125,8 +129,10 @@ func parsePrivateKey(pemBytes []byte) (crypto.Signer, error) {
 		k, err = x509.ParsePKCS1PrivateKey(block.Bytes)
 	case "EC PRIVATE KEY":
 		k, err = x509.ParseECPrivateKey(block.Bytes)
-	default:
+	case "PRIVATE KEY":
 		k, err = x509.ParsePKCS8PrivateKey(block.Bytes)
+	default:
+		return nil, fmt.Errorf("PEM block %q is not a private key: want PRIVATE KEY (PKCS#8), RSA PRIVATE KEY (PKCS#1) or EC PRIVATE KEY (SEC 1)", block.Type)
 	}
 	if err != nil {
 		return nil, err

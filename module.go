@@ -169,6 +169,9 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	var err error
 	storage := ctx.Storage()
 	if h.keys, err = h.openKeys(ctx, storage); err != nil {
+		if h.SigningKeyFile != "" { // openKeys names the option and the file
+			return err
+		}
 		return fmt.Errorf("signing key: %w", err)
 	}
 	refKey, err := loadSecret(ctx, storage, referenceKeyName)
