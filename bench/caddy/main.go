@@ -1,5 +1,5 @@
 // Command caddy is the load test's Caddy: cmd/caddy plus the benchmark-only
-// bench_sign handler (bench/signroute), the floor of the validate step.
+// bench_sign handler (bench/floor), the floor of the validate step.
 package main
 
 import (
@@ -8,7 +8,7 @@ import (
 	_ "github.com/caddyserver/caddy/v2/modules/standard"
 
 	_ "github.com/caddy-email-otp/emailotp"
-	_ "github.com/caddy-email-otp/emailotp/bench/signroute"
+	_ "github.com/caddy-email-otp/emailotp/bench/floor"
 )
 
 func main() {

@@ -15,6 +15,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/caddy-email-otp/emailotp/bench/floor"
+
 	gomail "github.com/wneessen/go-mail"
 )
 
@@ -225,6 +227,26 @@ func signRoute(base, body string) error {
 	return nil
 }
 
+// mailRoute posts an initiate's form to the bench_mail route at path.
+func mailRoute(base, path, body string) error {
+	req, err := http.NewRequest(http.MethodPost, base+path, strings.NewReader(body))
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.SetBasicAuth("bench", "bench-secret")
+	resp, err := httpClient.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	_, _ = io.Copy(io.Discard, resp.Body)
+	if resp.StatusCode != 200 {
+		return fmt.Errorf("mail route %s: %s", path, resp.Status)
+	}
+	return nil
+}
+
 // bare posts a form of the same size as a validation to the respond route.
 func bare(base string, body string) error {
 	req, err := http.NewRequest(http.MethodPost, base+"/bare", strings.NewReader(body))
@@ -306,32 +328,6 @@ func makeRefs(endpoint string, sink *nullSink, n int) (*refSupply, error) {
 	return s, first
 }
 
-// rawMessage is the mail the plugin sends, built the same way (mail.go).
-func rawMessage(to string) (*gomail.Msg, error) {
-	msg := gomail.NewMsg(gomail.WithCharset(gomail.CharsetUTF8), gomail.WithEncoding(gomail.EncodingQP))
-	if err := msg.From("Bench <no-reply@example.com>"); err != nil {
-		return nil, err
-	}
-	if err := msg.To(to); err != nil {
-		return nil, err
-	}
-	msg.Subject("Your code")
-	msg.SetDate()
-	msg.SetMessageID()
-	msg.SetGenHeader(gomail.Header("Auto-Submitted"), "auto-generated")
-	msg.SetGenHeader(gomail.Header("X-Auto-Response-Suppress"), "All")
-	msg.SetBodyString(gomail.TypeTextPlain, "Your code is 12345678")
-	return msg, nil
-}
-
-// newMailClient is a go-mail client set up as the plugin's (mail.go): no
-// NOOP and no RSET around each mail, so raw sends and the plugin's sends
-// speak the same SMTP.
-func newMailClient(port int) (*gomail.Client, error) {
-	return gomail.NewClient("127.0.0.1", gomail.WithPort(port), gomail.WithTLSPolicy(gomail.NoTLS),
-		gomail.WithTimeout(10*time.Second), gomail.WithoutNoop(), gomail.WithoutRset())
-}
-
 // rawSender sends the plugin's message with go-mail directly: either one
 // connection per message (DialAndSendWithContext, as the plugin did before
 // its pool), or one kept-open connection per worker.
@@ -344,7 +340,7 @@ type rawSender struct {
 }
 
 func newRawSender(port int, keepOpen bool) (*rawSender, error) {
-	c, err := newMailClient(port)
+	c, err := floor.MailClient(port)
 	if err != nil {
 		return nil, err
 	}
@@ -352,7 +348,7 @@ func newRawSender(port int, keepOpen bool) (*rawSender, error) {
 }
 
 func (r *rawSender) send(worker int, to string) error {
-	msg, err := rawMessage(to)
+	msg, err := floor.Message(to)
 	if err != nil {
 		return err
 	}
@@ -365,7 +361,7 @@ func (r *rawSender) send(worker int, to string) error {
 	c := r.perW[worker]
 	r.mu.Unlock()
 	if c == nil {
-		if c, err = newMailClient(r.port); err != nil {
+		if c, err = floor.MailClient(r.port); err != nil {
 			return err
 		}
 		if err = c.DialWithContext(ctx); err != nil {

@@ -15,7 +15,7 @@
 //  1. a bare Caddy route (respond) for a POST of a validation's size;
 //  2. signing alone: the id_token and access token of a validation, in this
 //     process, with Caddy's own key and the plugin's claims; and the same
-//     signing inside a Caddy route (bench_sign, bench/signroute), answering
+//     signing inside a Caddy route (bench_sign, bench/floor), answering
 //     the tokens as the plugin does;
 //  3. raw go-mail sends of the plugin's message to the same sinks, one
 //     connection per message and one kept-open connection per worker;
@@ -47,7 +47,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/caddy-email-otp/emailotp/bench/signroute"
+	"github.com/caddy-email-otp/emailotp/bench/floor"
 )
 
 type config struct {
@@ -144,6 +144,8 @@ const (
 	cValidate  = "**validate step** through Caddy"
 	cRawNullD  = "raw go-mail → null sink, a connection per message"
 	cRawNullK  = "raw go-mail → null sink, kept-open connection per worker"
+	cMailNull  = "Caddy route that mails on kept-open connections (`bench_mail`) → null sink"
+	cMailMP    = "Caddy route that mails on kept-open connections (`bench_mail`) → mailpit"
 	cInitNull  = "**initiate step** → null sink, `idle_conns 0`"
 	cInitNullP = "**initiate step** → null sink, kept connections (default)"
 	cRawMPD    = "raw go-mail → mailpit, a connection per message"
@@ -152,14 +154,14 @@ const (
 	cInitMPP   = "**initiate step** → mailpit, kept connections (default)"
 )
 
-var cellOrder = []string{cBare, cSign, cSignRoute, cValidate, cRawNullD, cRawNullK, cInitNull, cInitNullP, cRawMPD, cRawMPK, cInitMP, cInitMPP}
+var cellOrder = []string{cBare, cSign, cSignRoute, cValidate, cRawNullD, cRawNullK, cMailNull, cInitNull, cInitNullP, cRawMPD, cRawMPK, cMailMP, cInitMP, cInitMPP}
 
 type env struct {
 	cfg    config
 	caddy  *caddyProc
 	mp     *mailpitProc
 	sink   *nullSink
-	sign   *signroute.Signer
+	sign   *floor.Signer
 	meters meters
 }
 
@@ -209,7 +211,7 @@ func benchmark(cfg config) error {
 	if err != nil {
 		return fmt.Errorf("reading Caddy's signing key: %w", err)
 	}
-	if e.sign, err = signroute.NewSigner(keyPEM, cfg.alg); err != nil {
+	if e.sign, err = floor.NewSigner(keyPEM, cfg.alg); err != nil {
 		return fmt.Errorf("%s: %w", keyFile, err)
 	}
 	e.meters = meters{"caddy": e.caddy.cpu, "mailpit": e.mp.cpu, "load": selfCPU}
@@ -295,6 +297,9 @@ func (e *env) warmUp() error {
 // validateBody is a validation's form, for the bare route's requests.
 var validateBody = validateForm(strings.Repeat("A", 170), "12345678").Encode()
 
+// initiateBody is an initiate's form, for the mailing routes' requests.
+var initiateBody = initiateForm("load0@bench.example").Encode()
+
 var seq atomicCounter
 
 // workload is one cell's operation, ready to run in slices.
@@ -313,6 +318,8 @@ func (e *env) workloads(refs *refSupply) (map[string]workload, error) {
 			return err
 		}},
 		cSignRoute: {op: func(int) error { return signRoute(base, validateBody) }},
+		cMailNull:  {op: func(int) error { return mailRoute(base, "/mail-null", initiateBody) }},
+		cMailMP:    {op: func(int) error { return mailRoute(base, "/mail-mp", initiateBody) }},
 		cValidate: {op: func(int) error {
 			ref, code, ok := refs.take()
 			if !ok {
@@ -655,14 +662,16 @@ func table(title string, conc []int, med map[string]map[int]result, rate func(st
 	line("validate / bound (target ≥ 0.9)", func(n int) string { return fmt.Sprintf("**%.2f**", rate(cValidate, n)/bound(n)) })
 	row(cSignRoute)
 	ratio("validate / Caddy route that signs (target ≥ 0.9)", cValidate, cSignRoute)
-	for _, g := range [][4]string{{cRawNullD, cRawNullK, cInitNull, cInitNullP}, {cRawMPD, cRawMPK, cInitMP, cInitMPP}} {
+	for _, g := range [][5]string{{cRawNullD, cRawNullK, cMailNull, cInitNull, cInitNullP}, {cRawMPD, cRawMPK, cMailMP, cInitMP, cInitMPP}} {
 		row(g[0])
 		row(g[1])
 		row(g[2])
-		ratio("initiate / raw, both a connection per message (target ≥ 0.8)", g[2], g[0])
 		row(g[3])
-		ratio("initiate, kept connections / raw, kept-open (target ≥ 0.8)", g[3], g[1])
-		ratio("initiate, kept connections / raw, a connection per message", g[3], g[0])
+		ratio("initiate / raw, both a connection per message (target ≥ 0.8)", g[3], g[0])
+		row(g[4])
+		ratio("initiate, kept connections / raw, a connection per message (target ≥ 0.8)", g[4], g[0])
+		ratio("initiate, kept connections / raw, kept-open", g[4], g[1])
+		ratio("initiate, kept connections / Caddy route that mails, kept-open", g[4], g[2])
 	}
 	fmt.Println()
 }

@@ -316,6 +316,14 @@ http://127.0.0.1:{{.Port}} {
 		bench_sign {{.Alg}}
 	}
 
+	# The mailing routes: bare plus a raw send on a kept-open connection.
+	route /mail-null {
+		bench_mail {{.NullPort}}
+	}
+	route /mail-mp {
+		bench_mail {{.MailpitPort}}
+	}
+
 {{.Handlers}}}
 `
 
@@ -388,7 +396,7 @@ func startCaddy(bin, dir string, v caddyfileVars) (*caddyProc, error) {
 	cfg := caddyfileTmpl
 	for k, val := range map[string]string{
 		"{{.Admin}}": v.Admin, "{{.Storage}}": v.Storage, "{{.Log}}": v.Log, "{{.Alg}}": v.Alg,
-		"{{.Port}}": strconv.Itoa(v.Port), "{{.MailpitPort}}": strconv.Itoa(v.MailpitPort),
+		"{{.Port}}": strconv.Itoa(v.Port), "{{.MailpitPort}}": strconv.Itoa(v.MailpitPort), "{{.NullPort}}": strconv.Itoa(v.NullPort),
 		"{{.Handlers}}": v.handlers(),
 	} {
 		cfg = strings.ReplaceAll(cfg, k, val)

@@ -1,4 +1,4 @@
-package signroute
+package floor
 
 import (
 	"crypto/ecdsa"

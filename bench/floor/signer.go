@@ -1,9 +1,11 @@
-// Package signroute holds the signing floor of the validate step for the
-// load program (bench/load): Signer signs the two tokens of a validation
-// with the plugin's key and claims, and the benchmark-only Caddy handler
-// bench_sign does it inside a Caddy request. It is built into the load
-// test's Caddy (bench/caddy) only, never into a production one.
-package signroute
+// Package floor holds the floors of the plugin's two steps for the load
+// program (bench/load): Signer signs the two tokens of a validation with
+// the plugin's key and claims, Message builds the plugin's mail, and the
+// benchmark-only Caddy handlers bench_sign and bench_mail do each inside a
+// Caddy request, with nothing of the plugin's own work around it. They are
+// built into the load test's Caddy (bench/caddy) only, never into a
+// production one.
+package floor
 
 import (
 	"crypto"
