@@ -150,7 +150,12 @@ var httpClient = &http.Client{
 // postForm posts a form with HTTP Basic client authentication and returns
 // the status and body.
 func postForm(u string, form url.Values) (int, []byte, error) {
-	req, err := http.NewRequest(http.MethodPost, u, strings.NewReader(form.Encode()))
+	return postBody(u, form.Encode())
+}
+
+// postBody posts an encoded form with HTTP Basic client authentication.
+func postBody(u, body string) (int, []byte, error) {
+	req, err := http.NewRequest(http.MethodPost, u, strings.NewReader(body))
 	if err != nil {
 		return 0, nil, err
 	}
@@ -203,66 +208,15 @@ func validate(endpoint, ref, code string) error {
 	return nil
 }
 
-// signRoute posts a validation's form to the bench_sign route and checks
-// it answered the tokens.
-func signRoute(base, body string) error {
-	req, err := http.NewRequest(http.MethodPost, base+"/sign", strings.NewReader(body))
+// floorRoute posts body to one of the floor routes (bare, signing, mailing)
+// as the steps are posted, and checks the answer is a 200 holding want.
+func floorRoute(u, body, want string) error {
+	status, b, err := postBody(u, body)
 	if err != nil {
 		return err
 	}
-	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	req.SetBasicAuth("bench", "bench-secret")
-	resp, err := httpClient.Do(req)
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if err != nil {
-		return err
-	}
-	if resp.StatusCode != 200 || !bytes.Contains(b, []byte(`"id_token"`)) {
-		return fmt.Errorf("sign route: %s %.200s", resp.Status, b)
-	}
-	return nil
-}
-
-// mailRoute posts an initiate's form to the bench_mail route at path.
-func mailRoute(base, path, body string) error {
-	req, err := http.NewRequest(http.MethodPost, base+path, strings.NewReader(body))
-	if err != nil {
-		return err
-	}
-	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	req.SetBasicAuth("bench", "bench-secret")
-	resp, err := httpClient.Do(req)
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	_, _ = io.Copy(io.Discard, resp.Body)
-	if resp.StatusCode != 200 {
-		return fmt.Errorf("mail route %s: %s", path, resp.Status)
-	}
-	return nil
-}
-
-// bare posts a form of the same size as a validation to the respond route.
-func bare(base string, body string) error {
-	req, err := http.NewRequest(http.MethodPost, base+"/bare", strings.NewReader(body))
-	if err != nil {
-		return err
-	}
-	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	req.SetBasicAuth("bench", "bench-secret")
-	resp, err := httpClient.Do(req)
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	_, _ = io.Copy(io.Discard, resp.Body)
-	if resp.StatusCode != 200 {
-		return fmt.Errorf("bare: %s", resp.Status)
+	if status != 200 || !strings.Contains(string(b), want) {
+		return fmt.Errorf("%s: %d %.200s", u, status, b)
 	}
 	return nil
 }

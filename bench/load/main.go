@@ -312,14 +312,14 @@ type workload struct {
 func (e *env) workloads(refs *refSupply) (map[string]workload, error) {
 	base := e.caddy.base
 	w := map[string]workload{
-		cBare: {op: func(int) error { return bare(base, validateBody) }},
+		cBare: {op: func(int) error { return floorRoute(base+"/bare", validateBody, "ok") }},
 		cSign: {op: func(int) error {
 			_, _, err := e.sign.Sign("alice@example.com")
 			return err
 		}},
-		cSignRoute: {op: func(int) error { return signRoute(base, validateBody) }},
-		cMailNull:  {op: func(int) error { return mailRoute(base, "/mail-null", initiateBody) }},
-		cMailMP:    {op: func(int) error { return mailRoute(base, "/mail-mp", initiateBody) }},
+		cSignRoute: {op: func(int) error { return floorRoute(base+"/sign", validateBody, `"id_token"`) }},
+		cMailNull:  {op: func(int) error { return floorRoute(base+"/mail-null", initiateBody, "reference") }},
+		cMailMP:    {op: func(int) error { return floorRoute(base+"/mail-mp", initiateBody, "reference") }},
 		cValidate: {op: func(int) error {
 			ref, code, ok := refs.take()
 			if !ok {
