@@ -147,9 +147,13 @@ func rotationDue(keys []ringKey, t time.Time, period time.Duration) bool {
 
 // rotate adds a key to alg's ring if one is due, under the storage lock and
 // deciding on what it reads after taking it, so instances that find the
-// key due together make one key. The replaced key expires when the last
-// token it can have signed has (retain after its successor starts
-// signing); expired keys are left out of the ring written.
+// key due together make one key. The replaced key stays published for a
+// whole period after its successor starts signing (until the next
+// rotation), or for retain if that is longer: every email_otp handler on
+// this storage signs with the shared key, and this one knows only its own
+// lifetimes, so a period at least as long as every handler's tokens and
+// sessions (the documented rule) covers theirs too. Expired keys are left
+// out of the ring written.
 func rotate(ctx context.Context, storage certmagic.Storage, alg string, t time.Time, period, retain time.Duration) (bool, error) {
 	lock := "email_otp_" + certmagic.StorageKeys.Safe(ringName(alg))
 	if err := storage.Lock(ctx, lock); err != nil {
@@ -175,7 +179,7 @@ func rotate(ctx context.Context, storage certmagic.Storage, alg string, t time.T
 		return false, err
 	}
 	signFrom := t.Add(keyPrepublish)
-	keys[len(keys)-1].expires = signFrom.Add(retain)
+	keys[len(keys)-1].expires = signFrom.Add(max(retain, period))
 	var rf ringFile
 	for _, k := range keys {
 		if !k.publishedAt(t) {
@@ -336,7 +340,14 @@ func openKeys(ctx context.Context, storage certmagic.Storage, o keyOptions) (*si
 	}, parsePrivateKey); err != nil {
 		return nil, err
 	}
-	if err := r.refresh(ctx, fileKeys); err != nil {
+	// Provision reads but never rotates: `caddy validate` and a reload that
+	// fails provision too and must not change the keys. A due rotation is
+	// the refresh loop's, within keyRefreshInterval.
+	period := r.period
+	r.period = 0
+	err := r.refresh(ctx, fileKeys)
+	r.period = period
+	if err != nil {
 		return nil, err
 	}
 	v := r.view.Load()
@@ -430,9 +441,14 @@ func (r *keyRing) current() *keyView {
 	nv, err := buildView(r.alg, r.keys, t)
 	if err != nil {
 		// every key of alg has expired: only when storage has been
-		// unreadable for longer than a token lifetime. Keep signing.
+		// unreadable for longer than a token lifetime. Keep signing, and
+		// try again in a minute rather than on every request (one log
+		// line a minute, not one a request).
 		r.logger.Error("signing keys", zap.Error(err))
-		return v
+		retry := *v
+		retry.until = t.Add(keyRefreshInterval)
+		r.view.Store(&retry)
+		return &retry
 	}
 	r.view.Store(nv)
 	return nv

@@ -265,7 +265,7 @@ func TestKeyRotation(t *testing.T) {
 	}
 
 	// The last token of the first key has expired (plus leeway): it is gone.
-	retired := tr.Add(keyPrepublish + life + keyRetireLeeway)
+	retired := tr.Add(keyPrepublish + max(life+keyRetireLeeway, period)) // a whole period: until the next rotation
 	clk.Set(retired.Add(-time.Second))
 	if !slices.Contains(jwksKIDs(t, sk.jwks()), kid1) || !admits(t, gate, longOld) {
 		t.Fatal("first key dropped before its retention ended")
@@ -334,7 +334,7 @@ func TestKeyRotationStaleGate(t *testing.T) {
 	if len(sk.ring.keys[alg]) != 2 {
 		t.Fatal("no rotation")
 	}
-	clk.Set(tr.Add(keyPrepublish + time.Hour))
+	clk.Set(tr.Add(keyPrepublish + 2*time.Hour)) // retired a period after the switch
 	refused := false
 	for range 50 { // the first lookup may still use the old set
 		if !admits(t, gate, long) {
@@ -625,6 +625,61 @@ func TestKeyRotationCaddyfileValues(t *testing.T) {
 		}
 		if h.KeyRotation != want {
 			t.Errorf("key_rotation %s = %v, want %v", in, h.KeyRotation, want)
+		}
+	}
+}
+
+// TestKeyRotationSharedKeyOtherLifetimes: handlers on one storage share the
+// key, and the one that rotates knows only its own lifetimes. B (no
+// rotation, 12h sessions) must keep verifying its sessions signed just
+// before A's switch for their whole life, which holds because a replaced
+// key stays published for a whole period (A's 24h >= B's 12h).
+func TestKeyRotationSharedKeyOtherLifetimes(t *testing.T) {
+	const alg = "ES256"
+	ctx := context.Background()
+	st := &certmagic.FileStorage{Path: t.TempDir()}
+	clk := newRotClock(time.Now())
+	usePackageClock(t, clk)
+
+	b, err := openKeys(ctx, st, keyOptions{alg: alg, now: clk.Now}) // no rotation
+	if err != nil {
+		t.Fatal(err)
+	}
+	clk.Advance(25 * time.Hour)
+	a, err := openKeys(ctx, st, keyOptions{alg: alg, period: 24 * time.Hour, retain: time.Hour + keyRetireLeeway, now: clk.Now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(a.ring.keys[alg]) != 1 {
+		t.Fatal("A rotated while opening its keys (Provision must not write)")
+	}
+	if err := a.ring.refresh(ctx, nil); err != nil { // A's minute tick
+		t.Fatal(err)
+	}
+	if len(a.ring.keys[alg]) != 2 {
+		t.Fatal("A did not rotate")
+	}
+	if err := b.ring.refresh(ctx, nil); err != nil { // B's minute tick
+		t.Fatal(err)
+	}
+	// B signs a 12h session during pre-publication, still with the old key.
+	clk.Advance(5 * time.Minute)
+	const iss = "https://b.example"
+	signed := clk.Now()
+	tok, err := jwt.Signed(b.sessSigner).Claims(jwt.Claims{
+		Issuer: iss, Subject: "a@example.com",
+		IssuedAt: jwt.NewNumericDate(signed), Expiry: jwt.NewNumericDate(signed.Add(12 * time.Hour)),
+	}).Claims(sessionClaims{Audience: []string{sessionAudience}, Email: "a@example.com"}).Serialize()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, left := range []time.Duration{12 * time.Hour, 9 * time.Hour, time.Minute} {
+		clk.Set(signed.Add(12*time.Hour - left))
+		if err := b.ring.refresh(ctx, nil); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := b.verifySession(tok, iss, clk.Now()); err != nil {
+			t.Fatalf("B's session with %v left refused after A's rotation: %v", left, err)
 		}
 	}
 }

@@ -91,10 +91,13 @@ type Handler struct {
 	// a new one replaces it. Instances sharing the storage rotate once,
 	// under the storage lock, and all switch together: the new key is in
 	// the JWKS 10 minutes before it signs, and the replaced key stays there
-	// until the longest token or session lifetime, plus 10 minutes, after
-	// its last token. Each instance re-reads the keys every minute, so no
-	// reload is needed. At least 1h and the longest token or session
-	// lifetime; 2160h (90 days) is a common choice. Not with
+	// for a whole period after its last token (until the next rotation), or
+	// the longest token or session lifetime plus 10 minutes if that is
+	// longer. Each instance re-reads the keys every minute, so no reload is
+	// needed. At least 1h and the longest token or session lifetime of this
+	// handler; every email_otp handler on the same storage signs with the
+	// same key, so keep it at least their lifetimes too. 2160h (90 days) is
+	// a common choice. Not with
 	// signing_key_file (rotate it with previous_signing_key_file).
 	// Default: 0, off: a rotation changes the kid, which breaks any
 	// verifier that copied the public key instead of fetching the JWKS,

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"time"
 
@@ -27,9 +28,10 @@ type smtpPool struct {
 	idleTimeout time.Duration
 	timeout     time.Duration // for QUIT
 
-	mu     sync.Mutex
-	idle   []pooledConn // the most recently used last
-	closed bool
+	mu      sync.Mutex
+	idle    []pooledConn // the most recently used last
+	janitor *time.Timer  // set while connections wait: closes them when they go stale
+	closed  bool
 }
 
 type pooledConn struct {
@@ -120,6 +122,9 @@ func (p *smtpPool) put(c *smtp.Client) {
 	p.mu.Lock()
 	if !p.closed && len(p.idle) < p.max {
 		p.idle = append(p.idle, pooledConn{c: c, used: time.Now()})
+		if p.janitor == nil {
+			p.janitor = time.AfterFunc(p.idleTimeout, p.sweep)
+		}
 		p.mu.Unlock()
 		return
 	}
@@ -127,24 +132,62 @@ func (p *smtpPool) put(c *smtp.Client) {
 	go p.quit(c)
 }
 
-// quit says goodbye within the timeout and closes the connection whatever
+// sweep says goodbye to the connections idle for idleTimeout, so that a
+// quiet site holds no socket for long and the server sees a QUIT rather
+// than a dropped client, and comes back when the next one goes stale.
+func (p *smtpPool) sweep() {
+	p.mu.Lock()
+	if p.closed {
+		p.mu.Unlock()
+		return
+	}
+	cutoff := time.Now().Add(-p.idleTimeout)
+	n := 0
+	for n < len(p.idle) && !p.idle[n].used.After(cutoff) {
+		n++
+	}
+	stale := slices.Clone(p.idle[:n])
+	p.idle = slices.Delete(p.idle, 0, n)
+	if len(p.idle) > 0 {
+		p.janitor.Reset(p.idle[0].used.Sub(cutoff))
+	} else {
+		p.janitor = nil
+	}
+	p.mu.Unlock()
+	for _, pc := range stale {
+		p.quit(pc.c)
+	}
+}
+
+// quitTimeout bounds the goodbye to a server: it is a courtesy, and Cleanup
+// waits for it during a config reload.
+const quitTimeout = 2 * time.Second
+
+// quit says goodbye within quitTimeout and closes the connection whatever
 // the server answers (go-mail's Quit leaves it open when QUIT fails).
 func (p *smtpPool) quit(c *smtp.Client) {
-	_ = c.UpdateDeadline(p.timeout)
+	_ = c.UpdateDeadline(min(p.timeout, quitTimeout))
 	_ = c.Quit()
 	_ = c.Close()
 }
 
-// close ends the kept connections with QUIT; mails in flight end theirs
-// when they finish.
+// close ends the kept connections with QUIT, all at once so that a server
+// that stopped answering holds a reload up for quitTimeout at most; mails
+// in flight end theirs when they finish.
 func (p *smtpPool) close() {
 	p.mu.Lock()
 	idle := p.idle
 	p.idle, p.closed = nil, true
-	p.mu.Unlock()
-	for _, pc := range idle {
-		p.quit(pc.c)
+	if p.janitor != nil {
+		p.janitor.Stop()
+		p.janitor = nil
 	}
+	p.mu.Unlock()
+	var wg sync.WaitGroup
+	for _, pc := range idle {
+		wg.Go(func() { p.quit(pc.c) })
+	}
+	wg.Wait()
 }
 
 // len is the number of idle connections.
