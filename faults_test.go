@@ -189,13 +189,7 @@ func testSMTPFaults(t *testing.T, poolLine string, kept bool) {
 			if kept {
 				want = 1
 			}
-			deadline := time.Now().Add(3 * time.Second)
-			for srv.OpenConns() != want && time.Now().Before(deadline) {
-				time.Sleep(10 * time.Millisecond)
-			}
-			if n := srv.OpenConns(); n != want {
-				t.Errorf("%d connection(s) open after the healed mail, want %d", n, want)
-			}
+			waitConns(t, srv, want)
 		})
 	}
 }
@@ -221,11 +215,5 @@ func TestSMTPFaultNoLingeringConnection(t *testing.T) {
 	if n := len(srv.Messages()); n != 0 {
 		t.Fatalf("%d mail(s) sent in plaintext", n)
 	}
-	deadline := time.Now().Add(3 * time.Second)
-	for srv.OpenConns() != 0 && time.Now().Before(deadline) {
-		time.Sleep(20 * time.Millisecond)
-	}
-	if n := srv.OpenConns(); n != 0 {
-		t.Errorf("%d SMTP connection(s) left open after refused deliveries", n)
-	}
+	waitConns(t, srv, 0) // refused deliveries leave no connection open
 }

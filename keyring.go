@@ -343,11 +343,7 @@ func openKeys(ctx context.Context, storage certmagic.Storage, o keyOptions) (*si
 	// Provision reads but never rotates: `caddy validate` and a reload that
 	// fails provision too and must not change the keys. A due rotation is
 	// the refresh loop's, within keyRefreshInterval.
-	period := r.period
-	r.period = 0
-	err := r.refresh(ctx, fileKeys)
-	r.period = period
-	if err != nil {
+	if err := r.read(ctx, fileKeys, false); err != nil {
 		return nil, err
 	}
 	v := r.view.Load()
@@ -371,10 +367,15 @@ func openKeys(ctx context.Context, storage certmagic.Storage, o keyOptions) (*si
 }
 
 // refresh reads every algorithm's keys from storage, rotates alg's first
-// if due, and rebuilds the view. fileKeys, when given, are alg's keys. A
-// failure to read alg's keys is returned and the view kept; another
-// algorithm that cannot be read keeps the keys last read for it.
+// if due, and rebuilds the view. fileKeys, when given, are alg's keys.
 func (r *keyRing) refresh(ctx context.Context, fileKeys []ringKey) error {
+	return r.read(ctx, fileKeys, true)
+}
+
+// read is refresh, rotating only when asked. A failure to read alg's keys
+// is returned and the view kept; another algorithm that cannot be read
+// keeps the keys last read for it.
+func (r *keyRing) read(ctx context.Context, fileKeys []ringKey, mayRotate bool) error {
 	t := r.now()
 	keys := make(map[string][]ringKey, len(supportedAlgs))
 	failed := map[string]error{}
@@ -387,7 +388,7 @@ func (r *keyRing) refresh(ctx context.Context, fileKeys []ringKey) error {
 			continue
 		}
 		ks, err := readStoredKeys(ctx, r.storage, alg)
-		if err == nil && alg == r.alg && rotationDue(ks, t, r.period) {
+		if err == nil && alg == r.alg && mayRotate && rotationDue(ks, t, r.period) {
 			var rotated bool
 			if rotated, err = rotate(ctx, r.storage, alg, t, r.period, r.retain); err == nil {
 				if rotated {
@@ -500,8 +501,8 @@ func (s liveSigner) Options() jose.SignerOptions { return s.ring.current().signe
 // jwks is the JWKS document served now.
 func (k *signingKeys) jwks() []byte { return k.ring.current().jwksJSON }
 
-// lookupLive finds a key published now by kid.
-func (k *signingKeys) lookupLive(kid string) (jose.JSONWebKey, error) {
+// lookup finds a key published now by kid, for parseVerified.
+func (k *signingKeys) lookup(kid string) (jose.JSONWebKey, error) {
 	if keys := k.ring.current().public.Key(kid); len(keys) > 0 {
 		return keys[0], nil
 	}

@@ -42,7 +42,7 @@ var supportedAlgs = map[string]func() (crypto.Signer, error){
 // signingKeys holds the handler's signers and the public keys the JWKS
 // publishes. The signers are live: each signs with the current key of the
 // ring, so they outlast rotations. kid, public and jwksJSON describe the
-// keys as loaded; jwks() and lookupLive (keyring.go) give the current ones.
+// keys as loaded; jwks() and lookup (keyring.go) give the current ones.
 // The JWKS lists the current key first, then the other published keys of
 // the algorithm (replaced ones until their tokens have expired, a new one
 // before it signs), then the keys of the other algorithms still in storage,

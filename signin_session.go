@@ -5,7 +5,6 @@ import (
 	"net/http"
 	"time"
 
-	"github.com/go-jose/go-jose/v4"
 	"github.com/go-jose/go-jose/v4/jwt"
 )
 
@@ -67,16 +66,4 @@ func (k *signingKeys) verifySession(token, issuer string, t time.Time) (string, 
 		return "", errSessionClaims
 	}
 	return std.Subject, nil
-}
-
-// lookup finds a published key by kid, for parseVerified: among the keys
-// published now when they rotate (keyring.go), else the keys as loaded.
-func (k *signingKeys) lookup(kid string) (jose.JSONWebKey, error) {
-	if k.ring != nil {
-		return k.lookupLive(kid)
-	}
-	if keys := k.public.Key(kid); len(keys) > 0 {
-		return keys[0], nil
-	}
-	return jose.JSONWebKey{}, errUnknownKey
 }
