@@ -116,6 +116,8 @@ func loadExample(t *testing.T, file, site string, smtpPort int) {
 	t.Setenv("EMAIL_OTP_ADMIN_PORT", fmt.Sprint(freePort(t)))
 	t.Setenv("SMTP_HOST", "127.0.0.1")
 	t.Setenv("SMTP_PORT", fmt.Sprint(smtpPort))
+	t.Setenv("EMAIL_OTP_CLIENT_SECRET", "demo-secret") // as scripts/run.sh sets them
+	t.Setenv("EMAIL_OTP_API_SECRET", "api-demo-secret")
 	t.Setenv("XDG_CONFIG_HOME", filepath.Join(dir, "config"))
 	t.Setenv("XDG_DATA_HOME", filepath.Join(dir, "data"))
 	cfg, warn, err := caddyconfig.GetAdapter("caddyfile").Adapt(src, map[string]any{"filename": file})

@@ -383,6 +383,8 @@ func TestSignInExample(t *testing.T) {
 	t.Setenv("EMAIL_OTP_SITE", site)
 	t.Setenv("EMAIL_OTP_ADMIN_PORT", fmt.Sprint(freePort(t)))
 	t.Setenv("SMTP_PORT", fmt.Sprint(mp.SMTPPort))
+	t.Setenv("EMAIL_OTP_CLIENT_SECRET", "demo-secret") // as scripts/run.sh sets them
+	t.Setenv("EMAIL_OTP_API_SECRET", "api-demo-secret")
 	t.Setenv("XDG_CONFIG_HOME", filepath.Join(dir, "config"))
 	t.Setenv("XDG_DATA_HOME", filepath.Join(dir, "data"))
 	cfg, _, err := caddyconfig.GetAdapter("caddyfile").Adapt(src, map[string]any{"filename": "Caddyfile.signin.example"})

@@ -10,6 +10,10 @@ mailpit=$(scripts/install-mailpit.sh)
 mkdir -p .bin .tmp
 
 export SMTP_HOST=${SMTP_HOST:-127.0.0.1}
+# The examples read client secrets as {env.…} placeholders at load time (never
+# pasted into the config); these demo values are the README's curl session's.
+export EMAIL_OTP_CLIENT_SECRET=${EMAIL_OTP_CLIENT_SECRET:-demo-secret}
+export EMAIL_OTP_API_SECRET=${EMAIL_OTP_API_SECRET:-api-demo-secret}
 export SMTP_PORT=${SMTP_PORT:-1025}
 ui_port=${MAILPIT_UI_PORT:-8025}
 log=.tmp/mailpit.log
