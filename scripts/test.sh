@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs the whole test suite as CI does: installs mailpit (Go module proxy) and
 # Chromium (apt) when missing, checks formatting and vet, runs every test with
-# the race detector, then a short fuzz run of each fuzz target.
+# the race detector (the plugin's module, then bench/'s), then a short fuzz
+# run of each fuzz target.
 # FUZZTIME=0 skips the fuzz runs (the seed corpus still runs in go test).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -17,6 +18,8 @@ if [ -n "$bad" ]; then echo "gofmt needed: $bad"; exit 1; fi
 
 echo "== go vet"
 go vet ./...
+# bench/ is its own module (bench/go.mod): ./... above does not reach it.
+(cd bench && go vet ./...)
 
 echo "== build cmd/caddy (with -race, for the multi-process tests)"
 mkdir -p .bin
@@ -26,6 +29,8 @@ export CADDY_BIN="$root/.bin/caddy-race"
 echo "== go test -race"
 # -short is never passed: no test may skip in CI.
 go test -race -count=1 -timeout 30m ./...
+echo "== bench module: go test -race"
+(cd bench && go test -race -count=1 -timeout 10m ./...)
 
 fuzztime=${FUZZTIME:-20s}
 if [ "$fuzztime" != "0" ]; then

@@ -19,10 +19,9 @@ import (
 
 	"github.com/go-jose/go-jose/v4"
 	"github.com/go-jose/go-jose/v4/jwt"
-)
 
-// GrantType is the smtp-otp grant, whose name the id_token carries.
-const GrantType = "http://globalsign.com/iam/sso/oauth2/grant-type/smtp-otp"
+	emailotp "github.com/caddy-email-otp/emailotp"
+)
 
 // Signer signs an id_token and an access token with one key, as the plugin
 // does (idtoken.go): each payload marshalled once with encoding/json and
@@ -52,7 +51,7 @@ func NewSigner(keyPEM []byte, alg string) (*Signer, error) {
 	}
 	jwk.KeyID = base64.RawURLEncoding.EncodeToString(tp)
 	sk := jose.SigningKey{Algorithm: jose.SignatureAlgorithm(alg), Key: jwk}
-	s := &Signer{method: "smtp.1"}
+	s := &Signer{method: emailotp.DefaultMethod}
 	if s.id, err = jose.NewSigner(sk, (&jose.SignerOptions{}).WithType("JWT")); err != nil {
 		return nil, err
 	}
@@ -84,7 +83,7 @@ func (s *Signer) Sign(addr string) (idToken, accessToken string, err error) {
 		Email         string   `json:"email"`
 		EmailVerified bool     `json:"email_verified"`
 		GrantType     []string `json:"smtp.1.grant_type"`
-	}{std, t.Unix(), []string{iss + "/saml2/names/ac/" + s.method}, client, randomID(), addr, true, []string{GrantType}})
+	}{std, t.Unix(), []string{iss + "/saml2/names/ac/" + s.method}, client, randomID(), addr, true, []string{emailotp.DefaultGrantType}})
 	if err != nil {
 		return "", "", err
 	}

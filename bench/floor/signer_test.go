@@ -10,6 +10,8 @@ import (
 
 	"github.com/go-jose/go-jose/v4"
 	"github.com/go-jose/go-jose/v4/jwt"
+
+	emailotp "github.com/caddy-email-otp/emailotp"
 )
 
 // TestSigner checks the floor signs what the plugin signs: two tokens of
@@ -45,6 +47,19 @@ func TestSigner(t *testing.T) {
 		}
 		if claims.Subject != "alice@example.com" {
 			t.Errorf("%s: sub %q", c.typ, claims.Subject)
+		}
+		if c.typ != "JWT" {
+			continue
+		}
+		// The grant-type claim's name is a struct tag: hold it to the
+		// plugin's default method and grant type.
+		var extra map[string]any
+		if err := tok.Claims(&k.PublicKey, &extra); err != nil {
+			t.Fatal(err)
+		}
+		g, _ := extra[emailotp.DefaultMethod+".grant_type"].([]any)
+		if len(g) != 1 || g[0] != emailotp.DefaultGrantType {
+			t.Errorf("id_token %s.grant_type = %v, want [%s]", emailotp.DefaultMethod, extra[emailotp.DefaultMethod+".grant_type"], emailotp.DefaultGrantType)
 		}
 	}
 	if _, err := NewSigner([]byte("not a key"), "ES256"); err == nil {

@@ -15,12 +15,11 @@ import (
 	"sync/atomic"
 	"time"
 
+	emailotp "github.com/caddy-email-otp/emailotp"
 	"github.com/caddy-email-otp/emailotp/bench/floor"
 
 	gomail "github.com/wneessen/go-mail"
 )
-
-const grantType = "http://globalsign.com/iam/sso/oauth2/grant-type/smtp-otp"
 
 // result is one cell: one kind of operation at one concurrency.
 type result struct {
@@ -171,11 +170,11 @@ func postBody(u, body string) (int, []byte, error) {
 }
 
 func initiateForm(addr string) url.Values {
-	return url.Values{"grant_type": {grantType}, "scope": {"openid"}, "username": {addr}}
+	return url.Values{"grant_type": {emailotp.DefaultGrantType}, "scope": {"openid"}, "username": {addr}}
 }
 
 func validateForm(ref, code string) url.Values {
-	return url.Values{"grant_type": {grantType}, "scope": {"openid"},
+	return url.Values{"grant_type": {emailotp.DefaultGrantType}, "scope": {"openid"},
 		"x_globalsign_iam_reference_id": {ref}, "x_globalsign_iam_otp_code": {code}}
 }
 

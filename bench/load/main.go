@@ -2,10 +2,10 @@
 // prints, from one run on one machine, the plugin's two steps next to the
 // floors they cannot beat:
 //
-//	go run ./bench/load                  # from the repository root
-//	go run ./bench/load -duration 5s -rounds 3 -pprof /tmp/prof
+//	cd bench && go run ./load            # bench is its own Go module
+//	cd bench && go run ./load -duration 5s -rounds 3 -pprof /tmp/prof
 //
-// It builds ./bench/caddy, which is ./cmd/caddy plus the benchmark-only
+// It builds bench/caddy, which is cmd/caddy plus the benchmark-only
 // bench_sign handler (a separate process, so the server's CPU and memory
 // are its own and a profile of it is a profile of the plugin in Caddy, not of
 // this load generator), starts mailpit (scripts/install-mailpit.sh installs it
@@ -74,7 +74,7 @@ func main() {
 	flag.StringVar(&conc, "conc", "1,4,16", "concurrency levels, comma-separated")
 	flag.IntVar(&cfg.rounds, "rounds", 1, "repeat every cell this many times and keep the median")
 	flag.StringVar(&cfg.alg, "alg", "RS256", "signing_alg of the plugin: RS256, ES256 or EdDSA")
-	flag.StringVar(&cfg.caddyBin, "caddy", "", "Caddy binary with the plugin (default: build ./cmd/caddy)")
+	flag.StringVar(&cfg.caddyBin, "caddy", "", "Caddy binary with the plugin and the floors (default: build bench/caddy)")
 	flag.StringVar(&cfg.mailpit, "mailpit", "", "mailpit binary (default: $MAILPIT_BIN, .bin/mailpit, else scripts/install-mailpit.sh)")
 	flag.StringVar(&cfg.pprofDir, "pprof", "", "save CPU profiles of Caddy during the validate and initiate cells at the highest concurrency into this directory")
 	flag.BoolVar(&cfg.memory, "memory", true, "measure memory per ledger entry and rate-limit key (go test -run TestMemoryPerEntry)")
@@ -103,17 +103,24 @@ func fatalf(format string, a ...any) {
 
 func progress(format string, a ...any) { fmt.Fprintf(os.Stderr, format+"\n", a...) }
 
-// moduleRoot is the directory of this repository's go.mod.
-func moduleRoot() (string, error) {
+// dirs returns the bench module's directory (that of the go.mod go run
+// uses) and the repository root above it, where the plugin's module,
+// scripts/ and .bin/ are.
+func dirs() (bench, root string, err error) {
 	out, err := exec.Command("go", "env", "GOMOD").Output()
 	if err != nil {
-		return "", fmt.Errorf("go env GOMOD: %w", err)
+		return "", "", fmt.Errorf("go env GOMOD: %w", err)
 	}
 	mod := strings.TrimSpace(string(out))
 	if mod == "" || mod == os.DevNull {
-		return "", fmt.Errorf("run from inside the repository")
+		return "", "", fmt.Errorf("run from inside bench/ (cd bench && go run ./load)")
 	}
-	return filepath.Dir(mod), nil
+	bench = filepath.Dir(mod)
+	root = filepath.Dir(bench)
+	if _, err := os.Stat(filepath.Join(root, "scripts", "install-mailpit.sh")); err != nil {
+		return "", "", fmt.Errorf("%s is not the repository's bench module (run: cd bench && go run ./load): %w", bench, err)
+	}
+	return bench, root, nil
 }
 
 func findMailpit(root, flagPath string) (string, error) {
@@ -166,7 +173,7 @@ type env struct {
 }
 
 func benchmark(cfg config) error {
-	root, err := moduleRoot()
+	benchDir, root, err := dirs()
 	if err != nil {
 		return err
 	}
@@ -180,12 +187,12 @@ func benchmark(cfg config) error {
 		defer os.RemoveAll(dir)
 	}
 	if cfg.caddyBin == "" {
-		progress("building ./bench/caddy …")
+		progress("building bench/caddy …")
 		cfg.caddyBin = filepath.Join(dir, "caddy")
-		build := exec.Command("go", "build", "-o", cfg.caddyBin, "./bench/caddy")
-		build.Dir, build.Stdout, build.Stderr = root, os.Stderr, os.Stderr
+		build := exec.Command("go", "build", "-o", cfg.caddyBin, "./caddy")
+		build.Dir, build.Stdout, build.Stderr = benchDir, os.Stderr, os.Stderr
 		if err := build.Run(); err != nil {
-			return fmt.Errorf("go build ./bench/caddy: %w", err)
+			return fmt.Errorf("go build ./caddy in %s: %w", benchDir, err)
 		}
 	}
 	mpBin, err := findMailpit(root, cfg.mailpit)
@@ -494,7 +501,8 @@ func (e *env) flows(ep string) (flowResult, error) {
 	return fr, nil
 }
 
-// memory runs the package's memory measurement and returns its figures.
+// memory runs the plugin's memory measurement, a test of the plugin's
+// module at the repository root, and returns its figures.
 func memory(root string) (string, error) {
 	cmd := exec.Command("go", "test", "-count=1", "-run", "^TestMemoryPerEntry$", "-v", ".")
 	cmd.Dir = root
