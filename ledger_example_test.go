@@ -132,7 +132,8 @@ func replayAll(t *testing.T, p *caddyProc, when string, used [][2]string) {
 	t.Helper()
 	for i, u := range used {
 		if a := post(t, p.Base+tokenPath, validateForm(u[0], u[1]), exampleCreds); !isReplay(a) {
-			t.Errorf("%s: used reference %d of %d: %s", when, i+1, len(used), a)
+			t.Errorf("%s: used reference %d of %d: %d %s %q (want 400 invalid_grant, already used)",
+				when, i+1, len(used), a.Status, a.str("error"), a.str("error_description"))
 		}
 	}
 }
