@@ -105,9 +105,11 @@ type Handler struct {
 	// changes a running issuer's key.
 	KeyRotation caddy.Duration `json:"key_rotation,omitempty"`
 
-	// Ledger selects where consumed references are recorded: "memory" (one
-	// instance; survives config reloads) or "storage" (Caddy's configured
-	// storage, for several instances sharing it). Default: memory
+	// Ledger selects where consumed references are recorded: "storage"
+	// (Caddy's configured storage, so they stay refused after reloads,
+	// restarts and crashes, and at every instance sharing it) or "memory"
+	// (volatile: after a restart or crash, a reference and code used in the
+	// last otp_timeout can be exchanged for tokens once more). Default: storage
 	Ledger string `json:"ledger,omitempty"`
 
 	// SMTP is the mail server the codes are handed to. Required.
@@ -233,7 +235,7 @@ func (h *Handler) fillDefaults() {
 		h.SigningAlg = "RS256"
 	}
 	if h.Ledger == "" {
-		h.Ledger = "memory"
+		h.Ledger = "storage"
 	}
 	h.basePath = issuerPath(h.Issuer, h.TokenPath)
 	h.scopes = []string{"openid", "email"}

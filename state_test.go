@@ -522,11 +522,14 @@ func TestStateStorageFailsClosed(t *testing.T) {
 	if err := os.WriteFile(ledgerDir, []byte("x"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	for name, c := range map[string][2]string{"replay": {used, usedCode}, "pending": {pending, pendingCode}} {
-		a := validateAt(t, tc.Base, c[0], c[1])
-		if a.Status != http.StatusServiceUnavailable || a.str("error") != "temporarily_unavailable" || a.Header.Get("Retry-After") == "" {
-			t.Errorf("%s with a broken ledger: %s", name, a)
-		}
+	// This process remembers what it consumed, so the replay is refused
+	// without asking the storage; the pending reference cannot be decided.
+	if a := validateAt(t, tc.Base, used, usedCode); !isReplay(a) {
+		t.Errorf("replay with a broken ledger: %s", a)
+	}
+	a := validateAt(t, tc.Base, pending, pendingCode)
+	if a.Status != http.StatusServiceUnavailable || a.str("error") != "temporarily_unavailable" || a.Header.Get("Retry-After") == "" {
+		t.Errorf("pending reference with a broken ledger: %s", a)
 	}
 	if !strings.Contains(tc.Logs(t), "ledger unavailable") {
 		t.Error("no log line about the broken ledger")

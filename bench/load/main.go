@@ -57,6 +57,7 @@ type config struct {
 	conc     []int
 	rounds   int
 	alg      string
+	ledger   string
 	caddyBin string
 	mailpit  string
 	pprofDir string
@@ -74,6 +75,7 @@ func main() {
 	flag.StringVar(&conc, "conc", "1,4,16", "concurrency levels, comma-separated")
 	flag.IntVar(&cfg.rounds, "rounds", 1, "repeat every cell this many times and keep the median")
 	flag.StringVar(&cfg.alg, "alg", "RS256", "signing_alg of the plugin: RS256, ES256 or EdDSA")
+	flag.StringVar(&cfg.ledger, "ledger", "", "ledger of the plugin: storage or memory (default: the plugin's default)")
 	flag.StringVar(&cfg.caddyBin, "caddy", "", "Caddy binary with the plugin and the floors (default: build bench/caddy)")
 	flag.StringVar(&cfg.mailpit, "mailpit", "", "mailpit binary (default: $MAILPIT_BIN, .bin/mailpit, else scripts/install-mailpit.sh)")
 	flag.StringVar(&cfg.pprofDir, "pprof", "", "save CPU profiles of Caddy during the validate and initiate cells at the highest concurrency into this directory")
@@ -208,7 +210,7 @@ func benchmark(cfg config) error {
 		return err
 	}
 	defer e.sink.close()
-	e.caddy, err = startCaddy(cfg.caddyBin, dir, caddyfileVars{Alg: cfg.alg, MailpitPort: e.mp.smtpPort, NullPort: e.sink.port})
+	e.caddy, err = startCaddy(cfg.caddyBin, dir, caddyfileVars{Alg: cfg.alg, Ledger: cfg.ledger, MailpitPort: e.mp.smtpPort, NullPort: e.sink.port})
 	if err != nil {
 		return err
 	}

@@ -363,6 +363,7 @@ const (
 
 type caddyfileVars struct {
 	Admin, Storage, Log, Alg string
+	Ledger                   string // "": the plugin's default
 	Port, MailpitPort        int
 	NullPort                 int
 }
@@ -370,12 +371,16 @@ type caddyfileVars struct {
 func (v caddyfileVars) handlers() string {
 	var b strings.Builder
 	const dial, pool = "\n\t\t\tidle_conns 0", "" // pool: the default
+	alg := v.Alg
+	if v.Ledger != "" {
+		alg += "\n\t\tledger " + v.Ledger
+	}
 	for _, h := range []struct {
 		name string
 		port int
 		pool string
 	}{{"mp", v.MailpitPort, dial}, {"mp-pool", v.MailpitPort, pool}, {"null", v.NullPort, dial}, {"null-pool", v.NullPort, pool}} {
-		fmt.Fprintf(&b, handlerTmpl, h.name, v.Alg, h.port, h.pool)
+		fmt.Fprintf(&b, handlerTmpl, h.name, alg, h.port, h.pool)
 	}
 	return b.String()
 }
