@@ -327,3 +327,24 @@ func TestCaddyfileFailedAuthLimits(t *testing.T) {
 		t.Error("count 0 accepted")
 	}
 }
+
+// TestShortSecretWarned: a client secret under 22 characters is warned
+// about at provision, by client id, without the secret.
+func TestShortSecretWarned(t *testing.T) {
+	tc := startCaddy(t, otpSite(freePort(t), "\t\tclient long-enough abcdefghijklmnopqrstuvwxyz0123"))
+	logs := tc.Logs(t)
+	var warned []string
+	for _, line := range strings.Split(logs, "\n") {
+		if strings.Contains(line, "client secret shorter than 22 characters") {
+			warned = append(warned, line)
+		}
+	}
+	if len(warned) == 0 || !strings.Contains(strings.Join(warned, "\n"), `"client":"app"`) {
+		t.Fatalf("no warning for app's 10-character secret: %q", warned)
+	}
+	for _, w := range warned {
+		if strings.Contains(w, "long-enough") || strings.Contains(w, "app-secret") || strings.Contains(w, "strict-secret") {
+			t.Errorf("warning names a long secret's client or holds a secret: %s", w)
+		}
+	}
+}
