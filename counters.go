@@ -162,22 +162,15 @@ func (c *counters) take(checks []check) (string, time.Duration) {
 		}
 	}
 	var need []check
-	var counted []*window // counted here, taken back if a later key refuses
-	undo := func() {
-		for _, w := range counted {
-			w.count--
-			if c.store != nil {
-				w.reserved++
-			}
-		}
-	}
+	var buf [4]*window
+	counted := buf[:0] // counted here, taken back if a later key refuses
 	for _, ch := range checks {
 		if ch.limit.Count < 0 {
 			continue
 		}
 		w, ok := c.open(ch, t)
 		if !ok {
-			undo()
+			c.undo(counted)
 			c.mu.Unlock()
 			return ch.scope, c.nextFree.Sub(t)
 		}
@@ -185,7 +178,7 @@ func (c *counters) take(checks []check) (string, time.Duration) {
 		case c.store == nil:
 			if w.count >= ch.limit.Count {
 				// only past a stale refusal check, which the store-less path has not
-				undo()
+				c.undo(counted)
 				c.mu.Unlock()
 				return ch.scope, w.firstEnd(t, time.Duration(ch.limit.Window)).Sub(t)
 			}
@@ -206,10 +199,21 @@ func (c *counters) take(checks []check) (string, time.Duration) {
 	scope, wait := c.coordinate(need, t, false)
 	if scope != "" {
 		c.mu.Lock()
-		undo()
+		c.undo(counted)
 		c.mu.Unlock()
 	}
 	return scope, wait
+}
+
+// undo takes back the events take counted before a later key refused.
+// The caller holds c.mu.
+func (c *counters) undo(counted []*window) {
+	for _, w := range counted {
+		w.count--
+		if c.store != nil {
+			w.reserved++
+		}
+	}
 }
 
 // record counts one event on each key whatever the limits, shared with the
