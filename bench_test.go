@@ -122,7 +122,7 @@ func benchHandler(tb testing.TB, alg string, smtp benchSMTP) *Handler {
 	ml := newMemoryLedger(time.Minute)
 	tb.Cleanup(func() { _ = ml.Destruct() })
 	h.ledger = ml
-	if h.limiter, err = newLimiter(h.Limits); err != nil {
+	if h.limiter, err = newLimiter(h.Limits, nil, nil); err != nil {
 		tb.Fatal(err)
 	}
 	tb.Cleanup(h.limiter.release)

@@ -43,7 +43,7 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //		previous_signing_key_file <pem file>
 //		key_rotation     <duration>|off
 //		ledger           memory|storage
-//		limit            address|client|user_ip <count> <window> | off
+//		limit            address|client|user_ip|failed_auth_ip|failed_auth_client <count> <window> | off
 //		limit            max_keys <n>
 //		smtp [<host>] {
 //			host        <host>
@@ -172,7 +172,7 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 func (h *Handler) unmarshalLimit(d *caddyfile.Dispenser) error {
 	args := d.RemainingArgs()
 	if len(args) < 2 {
-		return d.Errf("limit: want <address|client|user_ip> <count> <window>, or <scope> off, or max_keys <n>")
+		return d.Errf("limit: want <address|client|user_ip|failed_auth_ip|failed_auth_client> <count> <window>, or <scope> off, or max_keys <n>")
 	}
 	if h.Limits == nil {
 		h.Limits = new(RateLimits)
@@ -209,8 +209,12 @@ func (h *Handler) unmarshalLimit(d *caddyfile.Dispenser) error {
 		h.Limits.PerClient = l
 	case "user_ip":
 		h.Limits.PerUserIP = l
+	case "failed_auth_ip":
+		h.Limits.FailedAuthIP = l
+	case "failed_auth_client":
+		h.Limits.FailedAuthClient = l
 	default:
-		return d.Errf("limit: unknown scope %q (want address, client, user_ip or max_keys)", args[0])
+		return d.Errf("limit: unknown scope %q (want address, client, user_ip, failed_auth_ip, failed_auth_client or max_keys)", args[0])
 	}
 	return nil
 }

@@ -79,6 +79,7 @@ func (c *Client) provision(repl *caddy.Replacer) error {
 	if secret == "" {
 		return fmt.Errorf("client %q: secret %q resolved to an empty value", c.ID, c.Secret)
 	}
+	warnShortSecret(c.ID, secret)
 	c.secretHash = sha256.Sum256([]byte(secret))
 	c.domains = nil
 	for _, d := range c.AllowDomains {

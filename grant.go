@@ -175,8 +175,13 @@ func (h *Handler) parseRequest(r *http.Request, form url.Values) (*tokenRequest,
 	case id == "":
 		return nil, &oauthError{status: http.StatusUnauthorized, Code: "invalid_client", Description: "client authentication required", basic: true}
 	}
+	ip := clientIP(r)
+	if wait, ok := h.limiter.authAllowed(id, ip); !ok {
+		return nil, &oauthError{status: http.StatusTooManyRequests, Code: "slow_down", Description: "too many failed client authentications", retryAfter: wait}
+	}
 	c, ok := h.authenticate(id, secret)
 	if !ok {
+		h.limiter.authFailed(id, ip)
 		// One line per refusal, so brute force shows in the logs; the
 		// client id only if it is configured (an unknown one is attacker
 		// text), never the secret.

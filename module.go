@@ -195,7 +195,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	if h.ledger, h.ledgerKey, err = openLedger(ctx, h.Ledger); err != nil {
 		return err
 	}
-	if h.limiter, err = newLimiter(h.Limits); err != nil {
+	if h.limiter, err = newLimiter(h.Limits, storage, h.logger); err != nil {
 		return err
 	}
 	if h.metrics, err = registerMetrics(ctx.GetMetricsRegistry()); err != nil {

@@ -5,10 +5,12 @@ import (
 	"fmt"
 	"net/http"
 	"net/netip"
-	"sync"
+	"strings"
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/certmagic"
+	"go.uber.org/zap"
 )
 
 // RateLimits bound how many codes are sent. The token endpoint is called by
@@ -33,10 +35,22 @@ type RateLimits struct {
 	// Default: 20 per 15m
 	PerUserIP *Limit `json:"per_user_ip,omitempty"`
 
-	// MaxKeys bounds the number of counters kept in memory. Expired windows
-	// are evicted first; when every counter is live, about 1% of them go.
-	// A counter costs about 100 bytes (91 measured by TestMemoryPerEntry),
-	// so the default bounds the limiter to about 20 MB. Default: 200000
+	// FailedAuthIP counts failed client authentications from one caller IP,
+	// whatever the client id; past it the IP is answered 429 before its
+	// secret is checked. Default: 10 per 1m
+	FailedAuthIP *Limit `json:"failed_auth_ip,omitempty"`
+
+	// FailedAuthClient counts failed authentications of one client id from
+	// every IP; past it only callers that failed themselves in their own
+	// window are refused, so the application, whose secret is right, keeps
+	// working. Default: 100 per 1m
+	FailedAuthClient *Limit `json:"failed_auth_client,omitempty"`
+
+	// MaxKeys bounds the number of counters kept in memory. Ended windows
+	// are evicted first, then live ones below their limit; an exhausted
+	// window is never evicted before it ends: when every counter is
+	// exhausted a new key is refused. A counter costs about 150 bytes, so
+	// the default bounds the limiter to about 30 MB. Default: 200000
 	MaxKeys int `json:"max_keys,omitempty"`
 }
 
@@ -56,6 +70,8 @@ var (
 	defaultPerAddress = Limit{Count: 5, Window: caddy.Duration(15 * time.Minute)}
 	defaultPerClient  = Limit{Count: 1000, Window: caddy.Duration(time.Minute)}
 	defaultPerUserIP  = Limit{Count: 20, Window: caddy.Duration(15 * time.Minute)}
+	defaultAuthIP     = Limit{Count: 10, Window: caddy.Duration(time.Minute)}
+	defaultAuthClient = Limit{Count: 100, Window: caddy.Duration(time.Minute)}
 	defaultMaxKeys    = 200000
 )
 
@@ -63,7 +79,8 @@ func (rl *RateLimits) validate() error {
 	if rl == nil {
 		return nil
 	}
-	for name, l := range map[string]*Limit{"address": rl.PerAddress, "client": rl.PerClient, "user_ip": rl.PerUserIP} {
+	for name, l := range map[string]*Limit{"address": rl.PerAddress, "client": rl.PerClient, "user_ip": rl.PerUserIP,
+		"failed_auth_ip": rl.FailedAuthIP, "failed_auth_client": rl.FailedAuthClient} {
 		if l == nil || l.Count < 0 {
 			continue
 		}
@@ -80,6 +97,7 @@ func (rl *RateLimits) validate() error {
 // limiter applies one configuration's limits to the shared counters.
 type limiter struct {
 	address, client, userIP Limit
+	authIP, authClient      Limit
 	state                   *counters
 }
 
@@ -89,18 +107,21 @@ var counterPool = caddy.NewUsagePool()
 
 const counterPoolKey = "counters"
 
-func newLimiter(rl *RateLimits) (*limiter, error) {
-	l := &limiter{address: defaultPerAddress, client: defaultPerClient, userIP: defaultPerUserIP}
+// newLimiter applies rl to the process's counters. With a storage, the
+// counts are shared with every instance that uses it (limitstore.go).
+func newLimiter(rl *RateLimits, storage certmagic.Storage, logger *zap.Logger) (*limiter, error) {
+	l := &limiter{address: defaultPerAddress, client: defaultPerClient, userIP: defaultPerUserIP,
+		authIP: defaultAuthIP, authClient: defaultAuthClient}
 	maxKeys := defaultMaxKeys
 	if rl != nil {
-		if rl.PerAddress != nil {
-			l.address = *rl.PerAddress
-		}
-		if rl.PerClient != nil {
-			l.client = *rl.PerClient
-		}
-		if rl.PerUserIP != nil {
-			l.userIP = *rl.PerUserIP
+		for _, o := range []struct {
+			dst *Limit
+			src *Limit
+		}{{&l.address, rl.PerAddress}, {&l.client, rl.PerClient}, {&l.userIP, rl.PerUserIP},
+			{&l.authIP, rl.FailedAuthIP}, {&l.authClient, rl.FailedAuthClient}} {
+			if o.src != nil {
+				*o.dst = *o.src
+			}
 		}
 		if rl.MaxKeys > 0 {
 			maxKeys = rl.MaxKeys
@@ -114,6 +135,9 @@ func newLimiter(rl *RateLimits) (*limiter, error) {
 	}
 	l.state = v.(*counters)
 	l.state.setMax(maxKeys)
+	if storage != nil {
+		l.state.useStorage(storage, logger)
+	}
 	return l, nil
 }
 
@@ -123,7 +147,7 @@ func (l *limiter) release() { _, _ = counterPool.Delete(counterPoolKey) }
 // known). Either all counters move or none does; a refusal names the scope.
 func (l *limiter) allow(client, addrKey, userIP string) (string, *oauthError) {
 	checks := make([]check, 0, 3)
-	checks = append(checks, check{"address", "a:" + addrKey, l.address}, check{"client", "c:" + client, l.client})
+	checks = append(checks, check{"address", "a:" + foldTag(addrKey), l.address}, check{"client", "c:" + client, l.client})
 	if userIP != "" {
 		checks = append(checks, check{"user_ip", "i:" + userIP, l.userIP})
 	}
@@ -139,111 +163,88 @@ func (l *limiter) allow(client, addrKey, userIP string) (string, *oauthError) {
 	}
 }
 
+// foldTag counts one mailbox however its local part is +tagged: the key of
+// local+tag@domain is local@domain. The key is already lower-cased: the
+// local part is case-sensitive by RFC 5321 but not at any mail provider in
+// use, and folding it errs on the side of fewer mails. Dots are left alone:
+// only some providers ignore them.
+func foldTag(key string) string {
+	at := strings.LastIndexByte(key, '@')
+	if at < 0 {
+		return key
+	}
+	if plus := strings.IndexByte(key[:at], '+'); plus > 0 {
+		return key[:plus] + key[at:]
+	}
+	return key
+}
+
+// Scopes of the failed-authentication limits, as metrics and logs name them.
+const (
+	scopeAuthIP     = "failed_auth_ip"
+	scopeAuthClient = "failed_auth_client"
+)
+
+// authAllowed reports whether a caller at ip may have its secret for
+// clientID checked, and if not, for how long to wait. It reads the counts
+// this instance knows (its own, and the others' as read at its last failure
+// for the key) and touches no storage, so a request with the right secret
+// pays nothing. An IP past failed_auth_ip is refused; past
+// failed_auth_client, the client is refused only to IPs that failed
+// themselves, so an attacker cannot lock the application out.
+func (l *limiter) authAllowed(clientID, ip string) (time.Duration, bool) {
+	if l == nil { // a Handler parsing requests without Provision (fuzzing)
+		return 0, true
+	}
+	ipKey, clientKey := "f:"+ip, "g:"+clientID
+	t := now()
+	c := l.state
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	ipSeen, ipWait := c.seen(ipKey, l.authIP, t)
+	if ip != "" && l.authIP.Count >= 0 && ipSeen >= l.authIP.Count {
+		return ipWait, false
+	}
+	if l.authClient.Count >= 0 && (ipSeen > 0 || ip == "") {
+		if n, wait := c.seen(clientKey, l.authClient, t); n >= l.authClient.Count {
+			return wait, false
+		}
+	}
+	return 0, true
+}
+
+// authFailed counts a failed authentication for the caller's IP and the
+// client id, and shares it with the other instances before it returns.
+func (l *limiter) authFailed(clientID, ip string) {
+	if l == nil {
+		return
+	}
+	checks := make([]check, 0, 2)
+	if ip != "" {
+		checks = append(checks, check{scopeAuthIP, "f:" + ip, l.authIP})
+	}
+	checks = append(checks, check{scopeAuthClient, "g:" + clientID, l.authClient})
+	l.state.record(checks)
+}
+
+// minSecretLength is the length under which a client secret is warned
+// about: 22 characters of base64 carry 128 bits.
+const minSecretLength = 22
+
+// warnShortSecret warns at provision about a client secret short enough to
+// be guessed, naming the client but never the secret.
+func warnShortSecret(clientID, secret string) {
+	if len(secret) < minSecretLength {
+		caddy.Log().Named("http.handlers.email_otp").Warn("client secret shorter than 22 characters: use at least 128 random bits",
+			zap.String("client", clientID), zap.Int("length", len(secret)))
+	}
+}
+
 type check struct {
 	scope string
 	key   string
 	limit Limit
 }
-
-// counters are fixed-window counters keyed by scope and key.
-type counters struct {
-	mu      sync.Mutex
-	m       map[string]*window
-	max     int
-	longest time.Duration // the longest window counted: the sweep's horizon
-	sweepAt time.Time
-}
-
-// window is opened by its first event and lasts as long as the limit now in
-// force says, so a reload that changes a limit's window changes the open
-// windows too: an operator who shortens it frees a locked-out address at
-// once, and Retry-After never exceeds the configured window.
-type window struct {
-	start time.Time
-	count int
-}
-
-func newCounters(max int) *counters { return &counters{m: make(map[string]*window), max: max} }
-
-func (c *counters) setMax(n int) {
-	c.mu.Lock()
-	c.max = n
-	c.mu.Unlock()
-}
-
-// take checks every limit, then counts one event on each if all allow it.
-// It returns the refusing scope with how long until its window ends.
-func (c *counters) take(checks []check) (string, time.Duration) {
-	t := now()
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	for _, ch := range checks {
-		if ch.limit.Count < 0 {
-			continue
-		}
-		w, ok := c.m[ch.key]
-		if !ok {
-			continue
-		}
-		if end := w.start.Add(time.Duration(ch.limit.Window)); t.Before(end) && w.count >= ch.limit.Count {
-			return ch.scope, end.Sub(t)
-		}
-	}
-	for _, ch := range checks {
-		if ch.limit.Count < 0 {
-			continue
-		}
-		c.longest = max(c.longest, time.Duration(ch.limit.Window))
-		w, ok := c.m[ch.key]
-		if !ok {
-			c.makeRoom(t)
-			w = &window{}
-			c.m[ch.key] = w
-		}
-		if !ok || !t.Before(w.start.Add(time.Duration(ch.limit.Window))) {
-			w.start, w.count = t, 0
-		}
-		w.count++
-	}
-	return "", 0
-}
-
-// makeRoom keeps the map under its bound. Windows older than the longest
-// window counted are expired whatever their limit; they are swept at most
-// once a second, or at once when the map is full; if it is still full, about
-// 1% of the live windows go, in map order, so that a flood of distinct keys
-// costs amortized O(1) per key instead of a scan per insert.
-func (c *counters) makeRoom(t time.Time) {
-	if len(c.m) < c.max && t.Before(c.sweepAt) {
-		return
-	}
-	for k, w := range c.m {
-		if !t.Before(w.start.Add(c.longest)) {
-			delete(c.m, k)
-		}
-	}
-	c.sweepAt = t.Add(time.Second)
-	if len(c.m) < c.max {
-		return
-	}
-	drop := c.max/100 + 1
-	for k := range c.m {
-		if drop == 0 {
-			break
-		}
-		delete(c.m, k)
-		drop--
-	}
-}
-
-func (c *counters) len() int {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return len(c.m)
-}
-
-// Destruct has nothing to stop: counters are swept on use.
-func (c *counters) Destruct() error { return nil }
 
 // userIP is the end user's IP passed by a client trusted to pass it; empty
 // when unknown. A malformed value is refused rather than ignored, so a

@@ -13,7 +13,7 @@ import (
 
 func testLimiter(t *testing.T, rl *RateLimits) *limiter {
 	t.Helper()
-	l, err := newLimiter(rl)
+	l, err := newLimiter(rl, nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

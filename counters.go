@@ -1,0 +1,501 @@
+package emailotp
+
+import (
+	"context"
+	"hash/maphash"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/caddyserver/certmagic"
+	"go.uber.org/zap"
+)
+
+// counters are fixed-window counters keyed by scope and key, in memory, and
+// with a storage shared with the other instances (limitStore).
+//
+// Sharing works by claims. A key far from its limit gets a reservation: this
+// instance publishes a claim of its count plus a share of the headroom, and
+// admits that many events with no storage I/O until the reservation ends
+// (reserveFor). A key without a usable reservation, which is every key near
+// its limit, is coordinated: the instance publishes its claim for one more
+// event, then reads every other instance's claim, and admits only if the
+// sum is within the limit (else it takes its claim back). Since each
+// instance publishes before it reads, of two racing instances the later
+// reader sees the other's claim: the sum of what all instances admit stays
+// within the limit while the storage answers.
+type counters struct {
+	mu       sync.Mutex
+	m        map[string]*window
+	max      int
+	longest  time.Duration // the longest window counted: the sweep's horizon
+	sweepAt  time.Time
+	nextFree time.Time // when full of exhausted windows: when the first ends
+	fullTill time.Time // until then a new key finds no room without a scan
+
+	store   *limitStore // nil until a storage is set: this instance counts alone
+	stripes [64]sync.Mutex
+	seed    maphash.Seed
+}
+
+// window is opened by its first event and lasts as long as the limit now in
+// force says, so a reload that changes a limit's window changes the open
+// windows too: an operator who shortens it frees a locked-out address at
+// once, and Retry-After never exceeds the configured window.
+type window struct {
+	start    time.Time
+	count    int      // events admitted here in this window
+	limit    int      // the count in force at the last event (for eviction)
+	reserved int      // events this instance may still admit without the storage
+	until    int64    // end of the reservation, unix ns
+	readAt   int64    // when others was read, unix ns
+	others   []remote // the other instances' windows, as last read
+}
+
+// remote is another instance's window of a key, as last read.
+type remote struct {
+	start, until time.Time
+	count, claim int
+}
+
+const (
+	// reserveFor is how long a reservation lasts; an unused one holds back
+	// the other instances at most this long plus reserveGrace.
+	reserveFor = time.Second
+	// reserveGrace covers the clock skew between instances: others count a
+	// claim this long past its end.
+	reserveGrace = time.Second
+	// reserveShare is the part of the headroom one reservation takes.
+	reserveShare = 16
+	// refuseFresh is how long a refusal may rest on the others' counts as
+	// read: two instances that took back racing claims may each still
+	// count the other's, so past this a refused key is read again.
+	refuseFresh = time.Second
+)
+
+func newCounters(max int) *counters {
+	return &counters{m: make(map[string]*window), max: max, seed: maphash.MakeSeed()}
+}
+
+func (c *counters) setMax(n int) {
+	c.mu.Lock()
+	c.max = n
+	if c.store != nil {
+		c.store.mu.Lock()
+		c.store.maxKeys = n
+		c.store.mu.Unlock()
+	}
+	c.mu.Unlock()
+}
+
+// useStorage shares the counts through st from now on.
+func (c *counters) useStorage(st certmagic.Storage, logger *zap.Logger) {
+	c.mu.Lock()
+	if c.store == nil {
+		c.store = newLimitStore(c.max, logger)
+	}
+	s := c.store
+	c.mu.Unlock()
+	s.use(st, logger)
+}
+
+// othersAt is the other instances' count in their windows live at t: their
+// claim while it holds, else their count.
+func (w *window) othersAt(t time.Time, win time.Duration) int {
+	n := 0
+	for _, r := range w.others {
+		if !t.Before(r.start.Add(win)) {
+			continue
+		}
+		if t.Before(r.until.Add(reserveGrace)) {
+			n += r.claim
+		} else {
+			n += r.count
+		}
+	}
+	return n
+}
+
+// firstEnd is when the first live window counted for the key ends: the
+// soonest some of the limit frees up.
+func (w *window) firstEnd(t time.Time, win time.Duration) time.Time {
+	end := w.start.Add(win)
+	if w.count == 0 || !t.Before(end) {
+		end = t.Add(win)
+	}
+	for _, r := range w.others {
+		if e := r.start.Add(win); t.Before(e) && e.Before(end) {
+			end = e
+		}
+	}
+	return end
+}
+
+// seen is the count of key at t over all instances, as this one knows it,
+// and the wait until its first window ends. The caller holds c.mu.
+func (c *counters) seen(key string, l Limit, t time.Time) (int, time.Duration) {
+	w, ok := c.m[key]
+	if !ok {
+		return 0, 0
+	}
+	win := time.Duration(l.Window)
+	n := w.othersAt(t, win)
+	if t.Before(w.start.Add(win)) {
+		n += w.count
+	}
+	return n, w.firstEnd(t, win).Sub(t)
+}
+
+// take checks every limit, then counts one event on each if all allow it.
+// It returns the refusing scope with how long until its window ends.
+func (c *counters) take(checks []check) (string, time.Duration) {
+	t := now()
+	c.mu.Lock()
+	for _, ch := range checks {
+		if ch.limit.Count < 0 {
+			continue
+		}
+		n, wait := c.seen(ch.key, ch.limit, t)
+		if n >= ch.limit.Count && (c.store == nil || t.UnixNano()-c.m[ch.key].readAt < int64(refuseFresh)) {
+			c.mu.Unlock()
+			return ch.scope, wait
+		}
+	}
+	var need []check
+	var buf [4]*window
+	counted := buf[:0] // counted here, taken back if a later key refuses
+	for _, ch := range checks {
+		if ch.limit.Count < 0 {
+			continue
+		}
+		w, ok := c.open(ch, t)
+		if !ok {
+			c.undo(counted)
+			c.mu.Unlock()
+			return ch.scope, c.nextFree.Sub(t)
+		}
+		switch {
+		case c.store == nil:
+			if w.count >= ch.limit.Count {
+				// only past a stale refusal check, which the store-less path has not
+				c.undo(counted)
+				c.mu.Unlock()
+				return ch.scope, w.firstEnd(t, time.Duration(ch.limit.Window)).Sub(t)
+			}
+			w.count++
+			counted = append(counted, w)
+		case w.reserved > 0 && t.UnixNano() < w.until:
+			w.count++
+			w.reserved--
+			counted = append(counted, w)
+		default:
+			need = append(need, ch)
+		}
+	}
+	c.mu.Unlock()
+	if len(need) == 0 {
+		return "", 0
+	}
+	scope, wait := c.coordinate(need, t, false)
+	if scope != "" {
+		c.mu.Lock()
+		c.undo(counted)
+		c.mu.Unlock()
+	}
+	return scope, wait
+}
+
+// undo takes back the events take counted before a later key refused.
+// The caller holds c.mu.
+func (c *counters) undo(counted []*window) {
+	for _, w := range counted {
+		w.count--
+		if c.store != nil {
+			w.reserved++
+		}
+	}
+}
+
+// record counts one event on each key whatever the limits, shared with the
+// other instances at once (the failed authentications).
+func (c *counters) record(checks []check) {
+	t := now()
+	c.mu.Lock()
+	var active []check
+	for _, ch := range checks {
+		if ch.limit.Count < 0 {
+			continue
+		}
+		w, ok := c.open(ch, t)
+		if !ok {
+			continue // full of exhausted windows: nothing more to learn
+		}
+		if c.store == nil {
+			w.count++
+			continue
+		}
+		active = append(active, ch)
+	}
+	c.mu.Unlock()
+	if len(active) > 0 {
+		c.coordinate(active, t, true)
+	}
+}
+
+// open returns the live window of the check's key, opening a new one if
+// there is none or it ended; false when there is no room (makeRoom).
+// The caller holds c.mu.
+func (c *counters) open(ch check, t time.Time) (*window, bool) {
+	win := time.Duration(ch.limit.Window)
+	c.longest = max(c.longest, win)
+	w, ok := c.m[ch.key]
+	if !ok {
+		if !c.makeRoom(t) {
+			return nil, false
+		}
+		w = &window{start: t}
+		c.m[ch.key] = w
+	} else if !t.Before(w.start.Add(win)) {
+		w.start, w.count, w.reserved, w.until = t, 0, 0, 0
+	}
+	w.limit = ch.limit.Count
+	return w, true
+}
+
+// coordinate admits one event on every key in need through the storage:
+// publish this instance's claim, read the others', and keep the claim only
+// if every key stays within its limit (force: always keep it). It holds the
+// keys' stripes so that one instance has one claim in flight per key. If
+// the storage fails, the instance decides on the counts it last read.
+func (c *counters) coordinate(need []check, t time.Time, force bool) (string, time.Duration) {
+	unlock := c.lockStripes(need)
+	defer unlock()
+	s := c.store
+	ctx, cancel := context.WithTimeout(context.Background(), storageTimeout)
+	defer cancel()
+
+	type claim struct {
+		w     *window
+		e     sharedEntry
+		win   time.Duration
+		local bool // served by a reservation granted while waiting for the stripe
+	}
+	claims := make([]claim, len(need))
+	c.mu.Lock()
+	for i, ch := range need {
+		w, ok := c.open(ch, t)
+		if !ok {
+			c.mu.Unlock()
+			return ch.scope, c.nextFree.Sub(t)
+		}
+		win := time.Duration(ch.limit.Window)
+		if !force && w.reserved > 0 && t.UnixNano() < w.until {
+			claims[i] = claim{w: w, win: win, local: true}
+			continue
+		}
+		if !force && t.UnixNano()-w.readAt < int64(refuseFresh) && w.count+1+w.othersAt(t, win) > ch.limit.Count {
+			// read while this request waited for the stripe: refused already
+			c.mu.Unlock()
+			return ch.scope, w.firstEnd(t, win).Sub(t)
+		}
+		res := 0
+		if !force {
+			res = max(0, (ch.limit.Count-w.count-1-w.othersAt(t, win))/reserveShare)
+		}
+		claims[i] = claim{w: w, win: win, e: sharedEntry{
+			Start: w.start.UnixMilli(), Count: w.count + 1, Claim: w.count + 1 + res,
+			Until: t.Add(reserveFor).UnixMilli(),
+		}}
+	}
+	c.mu.Unlock()
+
+	var err error
+	read := make([][]sharedEntry, len(need))
+	for i, ch := range need {
+		if claims[i].local {
+			continue
+		}
+		if err = s.publish(ctx, ch.key, claims[i].e, claims[i].w.start.Add(claims[i].win)); err != nil {
+			break
+		}
+	}
+	for i, ch := range need {
+		if err != nil {
+			break
+		}
+		if !claims[i].local {
+			read[i], err = s.others(ctx, ch.key)
+		}
+	}
+	if err != nil {
+		s.warn("rate limits: the shared counts could not be reached; counting on what this instance knows", err)
+	}
+
+	c.mu.Lock()
+	refused, wait := "", time.Duration(0)
+	for i, ch := range need {
+		cl := claims[i]
+		if cl.local {
+			continue
+		}
+		if err == nil {
+			cl.w.readAt = t.UnixNano()
+			cl.w.others = cl.w.others[:0]
+			for _, e := range read[i] {
+				r := remote{start: time.UnixMilli(e.Start), until: time.UnixMilli(e.Until), count: e.Count, claim: e.Claim}
+				if t.Before(r.start.Add(cl.win)) {
+					cl.w.others = append(cl.w.others, r)
+				}
+			}
+		}
+		if !force && refused == "" && cl.e.Count+cl.w.othersAt(t, cl.win) > ch.limit.Count {
+			refused, wait = ch.scope, cl.w.firstEnd(t, cl.win).Sub(t)
+		}
+	}
+	var republish []int
+	for i := range need {
+		cl := &claims[i]
+		switch {
+		case cl.local && refused == "":
+			cl.w.count++
+			cl.w.reserved--
+		case cl.local:
+		case refused != "":
+			cl.w.reserved = 0
+			republish = append(republish, i)
+		default:
+			cl.w.count++
+			c.m[need[i].key] = cl.w // back, if it was evicted during the I/O
+			res := cl.e.Claim - cl.e.Count
+			if room := need[i].limit.Count - cl.w.count - cl.w.othersAt(t, cl.win); res > room {
+				res = max(0, room)
+				republish = append(republish, i)
+			}
+			cl.w.reserved, cl.w.until = res, time.UnixMilli(cl.e.Until).UnixNano()
+			if err != nil {
+				cl.w.reserved = 0
+			}
+		}
+	}
+	// What to write back: after a refusal the claim falls back to the count
+	// (or goes, if nothing was counted); a reservation cut to fit is
+	// republished smaller. Both only lower a claim, so no second read.
+	type write struct {
+		key string
+		e   sharedEntry
+		end time.Time
+		del bool
+	}
+	var writes []write
+	for _, i := range republish {
+		cl := claims[i]
+		e := sharedEntry{Start: cl.w.start.UnixMilli(), Count: cl.w.count, Claim: cl.w.count + cl.w.reserved, Until: cl.e.Until}
+		writes = append(writes, write{need[i].key, e, cl.w.start.Add(cl.win), cl.w.count == 0})
+	}
+	c.mu.Unlock()
+	if err == nil {
+		for _, wr := range writes {
+			var werr error
+			if wr.del {
+				werr = s.unpublish(ctx, wr.key)
+			} else {
+				werr = s.publish(ctx, wr.key, wr.e, wr.end)
+			}
+			if werr != nil {
+				s.warn("rate limits: taking back a claim failed", werr)
+			}
+		}
+	}
+	if s != nil {
+		s.longest.Store(int64(c.longestWindow()))
+	}
+	return refused, wait
+}
+
+func (c *counters) longestWindow() time.Duration {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.longest
+}
+
+// lockStripes locks the stripes of the checks' keys in order and returns
+// the unlock.
+func (c *counters) lockStripes(checks []check) func() {
+	idx := make([]int, 0, len(checks))
+	for _, ch := range checks {
+		i := int(maphash.String(c.seed, ch.key) % uint64(len(c.stripes)))
+		if !slices.Contains(idx, i) {
+			idx = append(idx, i)
+		}
+	}
+	slices.Sort(idx)
+	for _, i := range idx {
+		c.stripes[i].Lock()
+	}
+	return func() {
+		for _, i := range idx {
+			c.stripes[i].Unlock()
+		}
+	}
+}
+
+// makeRoom keeps the map under its bound and reports whether a new key fits.
+// Windows older than the longest window counted are expired whatever their
+// limit; they are swept at most once a second, or at once when the map is
+// full. If it is still full, about 1% of the live windows below their limit
+// go, in map order, so that a flood of distinct keys costs amortized O(1)
+// per key instead of a scan per insert. An exhausted window is never
+// dropped before it ends: when every window is exhausted, there is no room.
+func (c *counters) makeRoom(t time.Time) bool {
+	if len(c.m) < c.max && t.Before(c.sweepAt) {
+		return true
+	}
+	if len(c.m) >= c.max && t.Before(c.fullTill) {
+		return false
+	}
+	c.nextFree = t.Add(c.longest)
+	for k, w := range c.m {
+		end := w.start.Add(c.longest)
+		if !t.Before(end) {
+			delete(c.m, k)
+		} else if end.Before(c.nextFree) {
+			c.nextFree = end
+		}
+	}
+	c.sweepAt = t.Add(time.Second)
+	if len(c.m) < c.max {
+		return true
+	}
+	drop := c.max/100 + 1
+	for k, w := range c.m {
+		if drop == 0 {
+			break
+		}
+		if w.count+w.othersAt(t, c.longest) < w.limit {
+			delete(c.m, k)
+			drop--
+		}
+	}
+	if len(c.m) < c.max {
+		return true
+	}
+	c.fullTill = t.Add(time.Second)
+	if c.nextFree.Before(c.fullTill) {
+		c.fullTill = c.nextFree
+	}
+	return false
+}
+
+func (c *counters) len() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return len(c.m)
+}
+
+// Destruct stops the sweeper of the shared counts.
+func (c *counters) Destruct() error {
+	if c.store != nil {
+		c.store.close()
+	}
+	return nil
+}
