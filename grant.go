@@ -183,7 +183,7 @@ func (h *Handler) authenticateRequest(r *http.Request, form url.Values) (*Client
 		return nil, &oauthError{status: http.StatusUnauthorized, Code: "invalid_client", Description: "malformed Basic credentials", basic: true}
 	case basic && form.Has("client_secret"):
 		return nil, errInvalidRequest("client authenticated both by HTTP Basic and in the body")
-	case basic && form.Has("client_id") && id != basicID:
+	case basic && id != "" && id != basicID: // an empty one is absent (RFC 6749 §3.2)
 		return nil, errInvalidRequest("client_id differs from the HTTP Basic user")
 	case basic:
 		id, secret = basicID, basicSecret

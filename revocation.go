@@ -285,6 +285,9 @@ func storageID(st certmagic.Storage) string {
 // key to release in Cleanup. refresh is the delay this module needs (0: the
 // default).
 func openRevocations(storage certmagic.Storage, logger *zap.Logger, refresh time.Duration) (*revocationList, string, error) {
+	if logger == nil {
+		logger = zap.NewNop()
+	}
 	key := storageID(storage)
 	v, _, err := revocationLists.LoadOrNew(key, func() (caddy.Destructor, error) {
 		l := &revocationList{storage: storage, logger: logger}
