@@ -132,6 +132,7 @@ type revocationList struct {
 
 	stop    context.CancelFunc
 	stopped chan struct{}
+	shorter chan struct{} // the refresh interval was lowered: restart the wait
 }
 
 // revoked reports whether a credential with this jti, issued at iat (Unix
@@ -230,6 +231,10 @@ func (l *revocationList) wantRefresh(d time.Duration) {
 			return
 		}
 		if l.refresh.CompareAndSwap(cur, int64(d)) {
+			select {
+			case l.shorter <- struct{}{}:
+			default:
+			}
 			return
 		}
 	}
@@ -247,6 +252,9 @@ func (l *revocationList) follow() {
 			case <-ctx.Done():
 				t.Stop()
 				return
+			case <-l.shorter:
+				t.Stop()
+				continue
 			case <-t.C:
 			}
 			rctx, done := context.WithTimeout(ctx, 30*time.Second)
@@ -290,7 +298,7 @@ func openRevocations(storage certmagic.Storage, logger *zap.Logger, refresh time
 	}
 	key := storageID(storage)
 	v, _, err := revocationLists.LoadOrNew(key, func() (caddy.Destructor, error) {
-		l := &revocationList{storage: storage, logger: logger}
+		l := &revocationList{storage: storage, logger: logger, shorter: make(chan struct{}, 1)}
 		l.wantRefresh(refresh)
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()

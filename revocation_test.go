@@ -155,4 +155,16 @@ func TestRevocationRefresh(t *testing.T) {
 	if revocationsOf(st) != l1 {
 		t.Error("the admin API would not reach the live list")
 	}
+	// The loop, started waiting 30s, follows the shorter interval at once.
+	other := &revocationList{storage: st}
+	if err := other.add(context.Background(), revocation{jti: "elsewhere", exp: time.Now().Add(time.Hour)}); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	for !l1.revoked("elsewhere", address{}, 1) {
+		if time.Now().After(deadline) {
+			t.Fatal("a 2s refresh did not read storage within 20s")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 }
