@@ -125,7 +125,14 @@ type Gate struct {
 	// Default: none.
 	PreviousKeyFile string `json:"previous_key_file,omitempty"`
 
+	// RevocationRefresh is how often the revocation list is read again from
+	// storage: a revocation taken on another instance is honoured within
+	// this delay, one taken here at once. At most 60s. Default: 30s
+	RevocationRefresh caddy.Duration `json:"revocation_refresh,omitempty"`
+
 	logger    *zap.Logger
+	revoked   *revocationList
+	revKey    string
 	keys      *gateKeys
 	leeway    time.Duration
 	clients   map[string]bool
@@ -169,7 +176,10 @@ func (g *Gate) provision(ctx context.Context, storage certmagic.Storage, logger 
 	})
 	g.accepts = setOf(g.Accept, func(s string) string { return s })
 	var err error
-	g.keys, err = newGateKeys(ctx, storage, g.KeyFile, g.PreviousKeyFile)
+	if g.keys, err = newGateKeys(ctx, storage, g.KeyFile, g.PreviousKeyFile); err != nil {
+		return err
+	}
+	g.revoked, g.revKey, err = openRevocations(storage, logger, time.Duration(g.RevocationRefresh))
 	return err
 }
 
@@ -221,6 +231,9 @@ func (g *Gate) Validate() error {
 	}
 	if g.Cookie != "" && !httpguts.ValidHeaderFieldName(g.Cookie) {
 		return fmt.Errorf("cookie %q is not a valid cookie name", g.Cookie)
+	}
+	if err := validateRevocationRefresh(g.RevocationRefresh); err != nil {
+		return err
 	}
 	if g.SignInPath != "" && (!strings.HasPrefix(g.SignInPath, "/") || strings.HasPrefix(g.SignInPath, "//")) {
 		return fmt.Errorf("signin %q must be a path on this site, starting with a single /", g.SignInPath)
@@ -408,6 +421,9 @@ func (g *Gate) verify(r *http.Request, raw, kind string) (caddyauth.User, error)
 	if !g.allows(addr) {
 		return none, errNotAllowed
 	}
+	if g.revoked.revoked(std.ID, addr, issuedAt(std)) {
+		return none, errRevoked
+	}
 	authTime := ""
 	if extra.AuthTime > 0 {
 		authTime = strconv.FormatInt(extra.AuthTime, 10)
@@ -498,6 +514,7 @@ func setOf(list []string, norm func(string) string) map[string]bool {
 var (
 	_ caddy.Provisioner       = (*Gate)(nil)
 	_ caddy.Validator         = (*Gate)(nil)
+	_ caddy.CleanerUpper      = (*Gate)(nil)
 	_ caddyauth.Authenticator = (*Gate)(nil)
 	_ caddyfile.Unmarshaler   = (*Gate)(nil)
 )

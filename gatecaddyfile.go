@@ -41,6 +41,7 @@ func parseGateCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, er
 //		signin          [<path>]
 //		key_file        <pem file>
 //		previous_key_file <pem file>
+//		revocation_refresh <duration>
 //	}
 //
 // The block may be omitted. `signin` without a path uses /email-otp/signin.
@@ -73,6 +74,8 @@ func (g *Gate) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			err = oneArg(d, &g.KeyFile)
 		case "previous_key_file":
 			err = oneArg(d, &g.PreviousKeyFile)
+		case "revocation_refresh":
+			err = durationArg(d, &g.RevocationRefresh)
 		case "signin":
 			args := d.RemainingArgs()
 			switch len(args) {

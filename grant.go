@@ -149,9 +149,25 @@ func (h *Handler) readForm(r *http.Request) (url.Values, *oauthError, bool) {
 	return form, nil, true
 }
 
-// parseRequest refuses duplicated parameters, checks encoding and scope, and
-// authenticates the client (RFC 6749 §2.3.1: Basic or body, never both).
+// parseRequest authenticates the client and checks the scope.
 func (h *Handler) parseRequest(r *http.Request, form url.Values) (*tokenRequest, *oauthError) {
+	c, oerr := h.authenticateRequest(r, form)
+	if oerr != nil {
+		return nil, oerr
+	}
+	req := &tokenRequest{form: form, client: c}
+	scope := req.get("scope")
+	if !hasScope(scope, "openid") {
+		return nil, &oauthError{status: http.StatusBadRequest, Code: "invalid_scope", Description: "scope must include openid"}
+	}
+	return req, nil
+}
+
+// authenticateRequest refuses duplicated parameters, checks encoding, and
+// authenticates the client (RFC 6749 §2.3.1: Basic or body, never both):
+// the one client authentication of the token, revocation and introspection
+// endpoints.
+func (h *Handler) authenticateRequest(r *http.Request, form url.Values) (*Client, *oauthError) {
 	for k, v := range form {
 		if len(v) > 1 {
 			return nil, errInvalidRequest("parameter %s is repeated", k)
@@ -160,15 +176,14 @@ func (h *Handler) parseRequest(r *http.Request, form url.Values) (*tokenRequest,
 			return nil, errInvalidRequest("parameter %s is not UTF-8", k)
 		}
 	}
-	req := &tokenRequest{form: form}
-	id, secret := req.get("client_id"), req.get("client_secret")
+	id, secret := form.Get("client_id"), form.Get("client_secret")
 	basicID, basicSecret, basic, bad := basicAuth(r)
 	switch {
 	case bad:
 		return nil, &oauthError{status: http.StatusUnauthorized, Code: "invalid_client", Description: "malformed Basic credentials", basic: true}
 	case basic && form.Has("client_secret"):
 		return nil, errInvalidRequest("client authenticated both by HTTP Basic and in the body")
-	case basic && form.Has("client_id") && id != basicID:
+	case basic && id != "" && id != basicID: // an empty one is absent (RFC 6749 §3.2)
 		return nil, errInvalidRequest("client_id differs from the HTTP Basic user")
 	case basic:
 		id, secret = basicID, basicSecret
@@ -194,12 +209,7 @@ func (h *Handler) parseRequest(r *http.Request, form url.Values) (*tokenRequest,
 		}
 		return nil, &oauthError{status: http.StatusUnauthorized, Code: "invalid_client", Description: "client authentication failed", basic: basic}
 	}
-	req.client = c
-	scope := req.get("scope")
-	if !hasScope(scope, "openid") {
-		return nil, &oauthError{status: http.StatusBadRequest, Code: "invalid_scope", Description: "scope must include openid"}
-	}
-	return req, nil
+	return c, nil
 }
 
 // basicAuth reads RFC 6749 §2.3.1 credentials: Basic, each part

@@ -187,6 +187,10 @@ type discovery struct {
 	Claims                 []string `json:"claims_supported"`
 	UILocales              []string `json:"ui_locales_supported,omitempty"`
 	ClaimsParameterSupport bool     `json:"claims_parameter_supported"`
+	RevocationEndpoint     string   `json:"revocation_endpoint"`
+	RevocationAuthMethods  []string `json:"revocation_endpoint_auth_methods_supported"`
+	IntrospectionEndpoint  string   `json:"introspection_endpoint"`
+	IntrospectAuthMethods  []string `json:"introspection_endpoint_auth_methods_supported"`
 }
 
 func (h *Handler) serveDiscovery(w http.ResponseWriter, r *http.Request) {
@@ -209,6 +213,8 @@ func (h *Handler) serveDiscovery(w http.ResponseWriter, r *http.Request) {
 			"session_index", "email", "email_verified", "nonce", h.Method + ".grant_type"},
 		UILocales: h.tmpl.locales(),
 	}
+	d.RevocationEndpoint, d.RevocationAuthMethods = iss+revokeSuffix, d.TokenAuthMethods
+	d.IntrospectionEndpoint, d.IntrospectAuthMethods = iss+introspectSuffix, d.TokenAuthMethods
 	w.Header().Set("Cache-Control", "public, max-age=300")
 	writeJSON(w, http.StatusOK, d)
 }

@@ -142,6 +142,8 @@ type Handler struct {
 	limiter   *limiter
 	metrics   *metrics
 	scopes    []string
+	revoked   *revocationList
+	revKey    string
 }
 
 // CaddyModule returns the Caddy module information.
@@ -199,6 +201,9 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		return err
 	}
 	if h.metrics, err = registerMetrics(ctx.GetMetricsRegistry()); err != nil {
+		return err
+	}
+	if h.revoked, h.revKey, err = openRevocations(storage, h.logger, 0); err != nil {
 		return err
 	}
 	if h.SignIn != nil {
@@ -321,6 +326,10 @@ func (h *Handler) Cleanup() error {
 	if h.ledgerKey != "" {
 		_, _ = ledgers.Delete(h.ledgerKey)
 	}
+	if h.revKey != "" {
+		_, _ = revocationLists.Delete(h.revKey)
+		h.revKey = ""
+	}
 	if h.limiter != nil {
 		h.limiter.release()
 	}
@@ -349,6 +358,12 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 			h.serveDiscovery(w, r)
 			return nil
 		}
+	case h.basePath + revokeSuffix:
+		h.serveRevoke(w, r)
+		return nil
+	case h.basePath + introspectSuffix:
+		h.serveIntrospect(w, r)
+		return nil
 	case h.basePath + jwksSuffix:
 		if r.Method == http.MethodGet || r.Method == http.MethodHead {
 			h.serveJWKS(w, r)
