@@ -161,6 +161,9 @@ func (h *Handler) parseRequest(r *http.Request, form url.Values) (*tokenRequest,
 		}
 	}
 	req := &tokenRequest{form: form}
+	if hasClientAssertion(form) { // private_key_jwt: clientassertion.go
+		return h.parseAssertionRequest(r, req)
+	}
 	id, secret := req.get("client_id"), req.get("client_secret")
 	basicID, basicSecret, basic, bad := basicAuth(r)
 	switch {
