@@ -89,9 +89,9 @@ func (h *Handler) authenticateAssertion(r *http.Request, form url.Values) (*Clie
 	case !form.Has("client_assertion_type"):
 		return nil, errInvalidRequest("client_assertion_type is required with client_assertion")
 	case form.Get("client_assertion_type") != clientAssertionType:
-		return nil, errInvalidClient("client_assertion_type is not " + clientAssertionType)
+		return nil, errAssertionClient("client_assertion_type is not " + clientAssertionType)
 	case len(assertion) > maxAssertionBytes:
-		return nil, errInvalidClient("client_assertion is too large")
+		return nil, errAssertionClient("client_assertion is too large")
 	}
 	c, reason, err := h.verifyAssertion(r, assertion, form.Get("client_id"))
 	switch {
@@ -110,12 +110,12 @@ func (h *Handler) authenticateAssertion(r *http.Request, form url.Values) (*Clie
 			}
 			ce.Write(zap.String("client", id), zap.String("method", "private_key_jwt"), zap.String("reason", reason))
 		}
-		return nil, errInvalidClient("client authentication failed")
+		return nil, errAssertionClient("client authentication failed")
 	}
 	return c, nil
 }
 
-func errInvalidClient(desc string) *oauthError {
+func errAssertionClient(desc string) *oauthError {
 	return &oauthError{status: http.StatusUnauthorized, Code: "invalid_client", Description: desc}
 }
 

@@ -35,8 +35,8 @@ import (
 // Connect Core §9), driven by zitadel/oidc's client package, which builds
 // the assertions and posts them as a relying party would.
 
-// otpCall is the smtp-otp form as zitadel's form encoder writes it.
-type otpCall struct {
+// pkOTPCall is the smtp-otp form as zitadel's form encoder writes it.
+type pkOTPCall struct {
 	GrantType string `schema:"grant_type"`
 	Scope     string `schema:"scope"`
 	Username  string `schema:"username,omitempty"`
@@ -44,17 +44,17 @@ type otpCall struct {
 	Code      string `schema:"x_globalsign_iam_otp_code,omitempty"`
 }
 
-type tokenCaller string
+type pkTokenCaller string
 
-func (c tokenCaller) TokenEndpoint() string    { return string(c) }
-func (c tokenCaller) HttpClient() *http.Client { return http.DefaultClient }
+func (c pkTokenCaller) TokenEndpoint() string    { return string(c) }
+func (c pkTokenCaller) HttpClient() *http.Client { return http.DefaultClient }
 
-// zitadelCall posts req to the token endpoint authenticated by assertion.
-func zitadelCall(t *testing.T, endpoint string, req otpCall, assertion string) (map[string]any, error) {
+// pkZitadelCall posts req to the token endpoint authenticated by assertion.
+func pkZitadelCall(t *testing.T, endpoint string, req pkOTPCall, assertion string) (map[string]any, error) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	tok, err := zclient.CallTokenEndpointWithAuthFn(ctx, req, zclient.ClientAssertionFormAuthorization(assertion), tokenCaller(endpoint))
+	tok, err := zclient.CallTokenEndpointWithAuthFn(ctx, req, zclient.ClientAssertionFormAuthorization(assertion), pkTokenCaller(endpoint))
 	if err != nil {
 		return nil, err
 	}
@@ -65,9 +65,9 @@ func zitadelCall(t *testing.T, endpoint string, req otpCall, assertion string) (
 	return out, nil
 }
 
-// zitadelAssertion signs an assertion with zitadel's helper: iss = sub =
+// pkZitadelAssertion signs an assertion with zitadel's helper: iss = sub =
 // clientID, a uuid jti, iat now, exp in a minute.
-func zitadelAssertion(t *testing.T, clientID, aud string, pemKey []byte, kid string) string {
+func pkZitadelAssertion(t *testing.T, clientID, aud string, pemKey []byte, kid string) string {
 	t.Helper()
 	s, err := zclient.NewSignerFromPrivateKeyByte(pemKey, kid)
 	if err != nil {
@@ -80,15 +80,15 @@ func zitadelAssertion(t *testing.T, clientID, aud string, pemKey []byte, kid str
 	return a
 }
 
-// testKey is a client's key pair.
-type testKey struct {
+// pkKey is a client's key pair.
+type pkKey struct {
 	priv   any
 	pemKey []byte // PKCS#8
 	pub    jose.JSONWebKey
 	alg    jose.SignatureAlgorithm
 }
 
-func newTestKey(t testing.TB, alg jose.SignatureAlgorithm, kid string) testKey {
+func newPKKey(t testing.TB, alg jose.SignatureAlgorithm, kid string) pkKey {
 	t.Helper()
 	var priv, pub any
 	switch alg {
@@ -115,11 +115,11 @@ func newTestKey(t testing.TB, alg jose.SignatureAlgorithm, kid string) testKey {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return testKey{priv: priv, alg: alg, pemKey: pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}),
+	return pkKey{priv: priv, alg: alg, pemKey: pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}),
 		pub: jose.JSONWebKey{Key: pub, KeyID: kid, Use: "sig"}}
 }
 
-func (k testKey) publicPEM(t testing.TB) []byte {
+func (k pkKey) publicPEM(t testing.TB) []byte {
 	der, err := x509.MarshalPKIXPublicKey(k.pub.Key)
 	if err != nil {
 		t.Fatal(err)
@@ -127,7 +127,7 @@ func (k testKey) publicPEM(t testing.TB) []byte {
 	return pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der})
 }
 
-func jwksJSON(t testing.TB, keys ...testKey) []byte {
+func pkJWKS(t testing.TB, keys ...pkKey) []byte {
 	t.Helper()
 	set := jose.JSONWebKeySet{}
 	for _, k := range keys {
@@ -141,7 +141,7 @@ func jwksJSON(t testing.TB, keys ...testKey) []byte {
 }
 
 // sign makes an assertion with arbitrary claims, for the refusals.
-func (k testKey) sign(t testing.TB, claims map[string]any) string {
+func (k pkKey) sign(t testing.TB, claims map[string]any) string {
 	t.Helper()
 	s, err := jose.NewSigner(jose.SigningKey{Algorithm: k.alg, Key: jose.JSONWebKey{Key: k.priv, KeyID: k.pub.KeyID}},
 		(&jose.SignerOptions{}).WithType("JWT"))
@@ -151,14 +151,14 @@ func (k testKey) sign(t testing.TB, claims map[string]any) string {
 	return sign(t, s, claims)
 }
 
-// goodClaims are valid claims of client id for aud.
-func goodClaims(id, aud string) map[string]any {
+// pkClaims are valid claims of client id for aud.
+func pkClaims(id, aud string) map[string]any {
 	t := time.Now()
 	return map[string]any{"iss": id, "sub": id, "aud": aud, "jti": randomID(),
 		"iat": t.Unix(), "exp": t.Add(time.Minute).Unix()}
 }
 
-func assertionForm(base url.Values, assertion string) url.Values {
+func pkAssertionForm(base url.Values, assertion string) url.Values {
 	f := url.Values{}
 	for k, v := range base {
 		f[k] = v
@@ -168,7 +168,7 @@ func assertionForm(base url.Values, assertion string) url.Values {
 	return f
 }
 
-func writeFile(t testing.TB, name string, b []byte) string {
+func pkWriteFile(t testing.TB, name string, b []byte) string {
 	t.Helper()
 	p := filepath.Join(t.TempDir(), name)
 	if err := os.WriteFile(p, b, 0o600); err != nil {
@@ -177,8 +177,8 @@ func writeFile(t testing.TB, name string, b []byte) string {
 	return p
 }
 
-// wantOAuthError checks an RFC 6749 error answer.
-func wantOAuthError(t *testing.T, what string, a answer, status int, code string) {
+// pkWantError checks an RFC 6749 error answer.
+func pkWantError(t *testing.T, what string, a answer, status int, code string) {
 	t.Helper()
 	if a.Status != status || a.str("error") != code {
 		t.Errorf("%s: got %s, want %d %s", what, a, status, code)
@@ -190,8 +190,8 @@ func wantOAuthError(t *testing.T, what string, a answer, status int, code string
 // JWKS file (ES256), one with a PEM public key (RS256). The same assertion
 // is refused the second time.
 func TestPrivateKeyJWTFlow(t *testing.T) {
-	es := newTestKey(t, jose.ES256, "es-1")
-	rs := newTestKey(t, jose.RS256, "")
+	es := newPKKey(t, jose.ES256, "es-1")
+	rs := newPKKey(t, jose.RS256, "")
 	mp := startMailpit(t)
 	tc := startCaddy(t, otpSite(mp.SMTPPort, fmt.Sprintf(`
 		client pk-jwks {
@@ -199,20 +199,20 @@ func TestPrivateKeyJWTFlow(t *testing.T) {
 		}
 		client pk-pem {
 			public_key_file %s
-		}`, writeFile(t, "jwks.json", jwksJSON(t, es)), writeFile(t, "pub.pem", rs.publicPEM(t)))))
+		}`, pkWriteFile(t, "jwks.json", pkJWKS(t, es)), pkWriteFile(t, "pub.pem", rs.publicPEM(t)))))
 	endpoint := tc.Base + tokenPath
 
 	for _, c := range []struct {
 		id, aud, kid string
-		key          testKey
+		key          pkKey
 	}{
 		{"pk-jwks", endpoint, "es-1", es},    // OpenID Connect Core §9: the token endpoint
 		{"pk-pem", tc.Base + "/uas", "", rs}, // RFC 7523 §3: the issuer
 	} {
 		t.Run(c.id, func(t *testing.T) {
 			addr := c.id + "@example.com"
-			first := zitadelAssertion(t, c.id, c.aud, c.key.pemKey, c.kid)
-			res, err := zitadelCall(t, endpoint, otpCall{GrantType: grantURI, Scope: "openid email", Username: addr}, first)
+			first := pkZitadelAssertion(t, c.id, c.aud, c.key.pemKey, c.kid)
+			res, err := pkZitadelCall(t, endpoint, pkOTPCall{GrantType: grantURI, Scope: "openid email", Username: addr}, first)
 			if err != nil {
 				t.Fatalf("initiate: %v", err)
 			}
@@ -224,14 +224,14 @@ func TestPrivateKeyJWTFlow(t *testing.T) {
 			code := codeFrom(t, mp.WaitFor(t, addr, 10*time.Second).Text, DefaultCodeLength)
 
 			// The same assertion again: its jti was used.
-			_, err = zitadelCall(t, endpoint, otpCall{GrantType: grantURI, Scope: "openid", Reference: ref, Code: code}, first)
+			_, err = pkZitadelCall(t, endpoint, pkOTPCall{GrantType: grantURI, Scope: "openid", Reference: ref, Code: code}, first)
 			var oe *oidc.Error
 			if !errors.As(err, &oe) || oe.ErrorType != oidc.InvalidClient {
 				t.Fatalf("replayed assertion: err = %v, want invalid_client", err)
 			}
 
-			res, err = zitadelCall(t, endpoint, otpCall{GrantType: grantURI, Scope: "openid email", Reference: ref, Code: code},
-				zitadelAssertion(t, c.id, c.aud, c.key.pemKey, c.kid))
+			res, err = pkZitadelCall(t, endpoint, pkOTPCall{GrantType: grantURI, Scope: "openid email", Reference: ref, Code: code},
+				pkZitadelAssertion(t, c.id, c.aud, c.key.pemKey, c.kid))
 			if err != nil {
 				t.Fatalf("validate: %v", err)
 			}
@@ -264,9 +264,9 @@ func TestPrivateKeyJWTFlow(t *testing.T) {
 // invalid_client (RFC 7521 §4.2.1), and a request mixing methods is
 // invalid_request (RFC 6749 §2.3), with nothing mailed.
 func TestPrivateKeyJWTRefused(t *testing.T) {
-	es := newTestKey(t, jose.ES256, "es-1")
-	rs := newTestKey(t, jose.RS256, "rs-1")
-	other := newTestKey(t, jose.ES256, "es-1") // same kid, another key
+	es := newPKKey(t, jose.ES256, "es-1")
+	rs := newPKKey(t, jose.RS256, "rs-1")
+	other := newPKKey(t, jose.ES256, "es-1") // same kid, another key
 	pubPEM := rs.publicPEM(t)
 	tc := startCaddy(t, otpSite(freePort(t), fmt.Sprintf(`
 		client pk {
@@ -274,11 +274,11 @@ func TestPrivateKeyJWTRefused(t *testing.T) {
 		}
 		client pk-rsa {
 			public_key_file %s
-		}`, writeFile(t, "jwks.json", jwksJSON(t, es)), writeFile(t, "pub.pem", pubPEM))))
+		}`, pkWriteFile(t, "jwks.json", pkJWKS(t, es)), pkWriteFile(t, "pub.pem", pubPEM))))
 	endpoint := tc.Base + tokenPath
 	init := initiateForm("refused@example.com")
 	with := func(change func(map[string]any)) map[string]any {
-		c := goodClaims("pk", endpoint)
+		c := pkClaims("pk", endpoint)
 		change(c)
 		return c
 	}
@@ -287,11 +287,11 @@ func TestPrivateKeyJWTRefused(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		return sign(t, s, goodClaims("pk-rsa", endpoint))
+		return sign(t, s, pkClaims("pk-rsa", endpoint))
 	}
 	none := func() string {
 		h := base64.RawURLEncoding.EncodeToString([]byte(`{"alg":"none","typ":"JWT"}`))
-		p, _ := json.Marshal(goodClaims("pk", endpoint))
+		p, _ := json.Marshal(pkClaims("pk", endpoint))
 		return h + "." + base64.RawURLEncoding.EncodeToString(p) + "."
 	}
 	sevenMinutes := time.Now().Add(7 * time.Minute).Unix()
@@ -310,57 +310,57 @@ func TestPrivateKeyJWTRefused(t *testing.T) {
 		{"nbf ahead", es.sign(t, with(func(m map[string]any) { m["nbf"] = time.Now().Add(2 * time.Minute).Unix() }))},
 		{"iat ahead", es.sign(t, with(func(m map[string]any) { m["iat"] = time.Now().Add(2 * time.Minute).Unix() }))},
 		{"no jti", es.sign(t, with(func(m map[string]any) { delete(m, "jti") }))},
-		{"other key same kid", other.sign(t, goodClaims("pk", endpoint))},
+		{"other key same kid", other.sign(t, pkClaims("pk", endpoint))},
 		{"alg none", none()},
 		{"HS256 with the public key", hmacWithPublicKey()},
 		{"garbage", "not.a.jwt"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			a := post(t, endpoint, assertionForm(init, c.assertion), nil)
-			wantOAuthError(t, c.name, a, http.StatusUnauthorized, "invalid_client")
+			a := post(t, endpoint, pkAssertionForm(init, c.assertion), nil)
+			pkWantError(t, c.name, a, http.StatusUnauthorized, "invalid_client")
 		})
 	}
 
-	good := func() string { return es.sign(t, goodClaims("pk", endpoint)) }
+	good := func() string { return es.sign(t, pkClaims("pk", endpoint)) }
 	t.Run("client_id differs", func(t *testing.T) {
-		f := assertionForm(init, good())
+		f := pkAssertionForm(init, good())
 		f.Set("client_id", "app")
-		wantOAuthError(t, "client_id differs", post(t, endpoint, f, nil), http.StatusUnauthorized, "invalid_client")
+		pkWantError(t, "client_id differs", post(t, endpoint, f, nil), http.StatusUnauthorized, "invalid_client")
 	})
 	t.Run("other assertion type", func(t *testing.T) {
-		f := assertionForm(init, good())
+		f := pkAssertionForm(init, good())
 		f.Set("client_assertion_type", "urn:ietf:params:oauth:client-assertion-type:saml2-bearer")
-		wantOAuthError(t, "type", post(t, endpoint, f, nil), http.StatusUnauthorized, "invalid_client")
+		pkWantError(t, "type", post(t, endpoint, f, nil), http.StatusUnauthorized, "invalid_client")
 	})
 	t.Run("Basic and assertion", func(t *testing.T) {
-		wantOAuthError(t, "Basic+assertion", post(t, endpoint, assertionForm(init, good()), appCreds), http.StatusBadRequest, "invalid_request")
+		pkWantError(t, "Basic+assertion", post(t, endpoint, pkAssertionForm(init, good()), appCreds), http.StatusBadRequest, "invalid_request")
 	})
 	t.Run("secret and assertion", func(t *testing.T) {
-		f := assertionForm(init, good())
+		f := pkAssertionForm(init, good())
 		f.Set("client_id", "pk")
 		f.Set("client_secret", "x")
-		wantOAuthError(t, "secret+assertion", post(t, endpoint, f, nil), http.StatusBadRequest, "invalid_request")
+		pkWantError(t, "secret+assertion", post(t, endpoint, f, nil), http.StatusBadRequest, "invalid_request")
 	})
 	t.Run("assertion without type", func(t *testing.T) {
-		f := assertionForm(init, good())
+		f := pkAssertionForm(init, good())
 		f.Del("client_assertion_type")
-		wantOAuthError(t, "no type", post(t, endpoint, f, nil), http.StatusBadRequest, "invalid_request")
+		pkWantError(t, "no type", post(t, endpoint, f, nil), http.StatusBadRequest, "invalid_request")
 	})
 	t.Run("key client with a secret", func(t *testing.T) {
 		f := initiateForm("refused@example.com")
 		f.Set("client_id", "pk")
-		wantOAuthError(t, "empty secret", post(t, endpoint, f, nil), http.StatusUnauthorized, "invalid_client")
-		wantOAuthError(t, "Basic", post(t, endpoint, initiateForm("refused@example.com"), []string{"pk", ""}), http.StatusUnauthorized, "invalid_client")
+		pkWantError(t, "empty secret", post(t, endpoint, f, nil), http.StatusUnauthorized, "invalid_client")
+		pkWantError(t, "Basic", post(t, endpoint, initiateForm("refused@example.com"), []string{"pk", ""}), http.StatusUnauthorized, "invalid_client")
 	})
 	t.Run("secret client with an assertion", func(t *testing.T) {
-		wantOAuthError(t, "app", post(t, endpoint, assertionForm(init, es.sign(t, goodClaims("app", endpoint))), nil), http.StatusUnauthorized, "invalid_client")
+		pkWantError(t, "app", post(t, endpoint, pkAssertionForm(init, es.sign(t, pkClaims("app", endpoint))), nil), http.StatusUnauthorized, "invalid_client")
 	})
 	t.Run("PS256 with the PEM key is accepted", func(t *testing.T) {
 		// Control: the refusals above are not a broken setup. PS256 is
 		// allowed for an RSA key; the mail server is down, so 503.
 		ps := rs
 		ps.alg = jose.PS256
-		a := post(t, endpoint, assertionForm(init, ps.sign(t, goodClaims("pk-rsa", endpoint))), nil)
+		a := post(t, endpoint, pkAssertionForm(init, ps.sign(t, pkClaims("pk-rsa", endpoint))), nil)
 		if a.Status != http.StatusServiceUnavailable {
 			t.Errorf("PS256 assertion: %s, want 503 (authenticated, then SMTP down)", a)
 		}
@@ -374,8 +374,8 @@ func TestPrivateKeyJWTRefused(t *testing.T) {
 // ledger (here two routes of one Caddy, both with ledger storage and one
 // issuer) accept an assertion once between them.
 func TestPrivateKeyJWTReplayAcrossHandlers(t *testing.T) {
-	es := newTestKey(t, jose.ES256, "es-1")
-	jwksFile := writeFile(t, "jwks.json", jwksJSON(t, es))
+	es := newPKKey(t, jose.ES256, "es-1")
+	jwksFile := pkWriteFile(t, "jwks.json", pkJWKS(t, es))
 	block := func(prefix string) string {
 		return fmt.Sprintf(`
 	handle %s/* {
@@ -398,30 +398,30 @@ func TestPrivateKeyJWTReplayAcrossHandlers(t *testing.T) {
 	}
 	tc := startCaddy(t, block("/a")+block("/b"))
 	iss := tc.Base + "/uas"
-	assertion := es.sign(t, goodClaims("pk", iss))
-	f := assertionForm(initiateForm("replay@example.com"), assertion)
+	assertion := es.sign(t, pkClaims("pk", iss))
+	f := pkAssertionForm(initiateForm("replay@example.com"), assertion)
 	// First use: authenticated (the mail server is absent: 503).
 	if a := post(t, tc.Base+"/a/oauth2/token", f, nil); a.Status != http.StatusServiceUnavailable {
 		t.Fatalf("first use at /a: %s, want 503 after authentication", a)
 	}
-	wantOAuthError(t, "replay at /b", post(t, tc.Base+"/b/oauth2/token", f, nil), http.StatusUnauthorized, "invalid_client")
-	wantOAuthError(t, "replay at /a", post(t, tc.Base+"/a/oauth2/token", f, nil), http.StatusUnauthorized, "invalid_client")
+	pkWantError(t, "replay at /b", post(t, tc.Base+"/b/oauth2/token", f, nil), http.StatusUnauthorized, "invalid_client")
+	pkWantError(t, "replay at /a", post(t, tc.Base+"/a/oauth2/token", f, nil), http.StatusUnauthorized, "invalid_client")
 	// A fresh assertion still works at /b.
-	if a := post(t, tc.Base+"/b/oauth2/token", assertionForm(initiateForm("replay@example.com"), es.sign(t, goodClaims("pk", iss))), nil); a.Status != http.StatusServiceUnavailable {
+	if a := post(t, tc.Base+"/b/oauth2/token", pkAssertionForm(initiateForm("replay@example.com"), es.sign(t, pkClaims("pk", iss))), nil); a.Status != http.StatusServiceUnavailable {
 		t.Errorf("fresh assertion at /b: %s, want 503 after authentication", a)
 	}
 }
 
-// jwksServer serves a JWKS that the test swaps, counting fetches.
-type jwksServer struct {
+// pkJWKSServer serves a JWKS that the test swaps, counting fetches.
+type pkJWKSServer struct {
 	*httptest.Server
 	mu      sync.Mutex
 	body    []byte
 	fetches atomic.Int32
 }
 
-func newJWKSServer(t *testing.T, body []byte) *jwksServer {
-	s := &jwksServer{body: body}
+func newPKJWKSServer(t *testing.T, body []byte) *pkJWKSServer {
+	s := &pkJWKSServer{body: body}
 	s.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 		s.fetches.Add(1)
 		s.mu.Lock()
@@ -434,7 +434,7 @@ func newJWKSServer(t *testing.T, body []byte) *jwksServer {
 	return s
 }
 
-func (s *jwksServer) set(b []byte) {
+func (s *pkJWKSServer) set(b []byte) {
 	s.mu.Lock()
 	s.body = b
 	s.mu.Unlock()
@@ -445,9 +445,9 @@ func (s *jwksServer) set(b []byte) {
 // and again after it, so a key rotation at the client is picked up and the
 // withdrawn key stops verifying.
 func TestPrivateKeyJWTJWKSURI(t *testing.T) {
-	k1 := newTestKey(t, jose.EdDSA, "k1")
-	k2 := newTestKey(t, jose.RS256, "k2")
-	srv := newJWKSServer(t, jwksJSON(t, k1))
+	k1 := newPKKey(t, jose.EdDSA, "k1")
+	k2 := newPKKey(t, jose.RS256, "k2")
+	srv := newPKJWKSServer(t, pkJWKS(t, k1))
 	oldRefetch := jwksRefetch
 	jwksRefetch = 300 * time.Millisecond
 	t.Cleanup(func() { jwksRefetch = oldRefetch })
@@ -456,8 +456,8 @@ func TestPrivateKeyJWTJWKSURI(t *testing.T) {
 			jwks_uri %s/jwks.json
 		}`, srv.URL)))
 	endpoint := tc.Base + tokenPath
-	try := func(k testKey) answer {
-		return post(t, endpoint, assertionForm(initiateForm("remote@example.com"), k.sign(t, goodClaims("remote", endpoint))), nil)
+	try := func(k pkKey) answer {
+		return post(t, endpoint, pkAssertionForm(initiateForm("remote@example.com"), k.sign(t, pkClaims("remote", endpoint))), nil)
 	}
 	authenticated := func(what string, a answer) {
 		t.Helper()
@@ -470,31 +470,31 @@ func TestPrivateKeyJWTJWKSURI(t *testing.T) {
 		t.Fatalf("fetches after first use = %d, want 1", n)
 	}
 	authenticated("k1 again", try(k1))
-	unknown := newTestKey(t, jose.EdDSA, "made-up")
-	wantOAuthError(t, "unknown kid", try(unknown), http.StatusUnauthorized, "invalid_client")
+	unknown := newPKKey(t, jose.EdDSA, "made-up")
+	pkWantError(t, "unknown kid", try(unknown), http.StatusUnauthorized, "invalid_client")
 	if n := srv.fetches.Load(); n != 1 {
 		t.Errorf("fetches after a known kid and a made-up kid within jwksRefetch = %d, want 1", n)
 	}
 
-	srv.set(jwksJSON(t, k2)) // the client rotates
+	srv.set(pkJWKS(t, k2)) // the client rotates
 	time.Sleep(jwksRefetch + 100*time.Millisecond)
 	authenticated("k2 after rotation", try(k2))
 	if n := srv.fetches.Load(); n != 2 {
 		t.Errorf("fetches after rotation = %d, want 2", n)
 	}
-	wantOAuthError(t, "withdrawn k1", try(k1), http.StatusUnauthorized, "invalid_client")
+	pkWantError(t, "withdrawn k1", try(k1), http.StatusUnauthorized, "invalid_client")
 }
 
 // TestPrivateKeyJWTJWKSURIDown: no copy of the client's keys and its
 // jwks_uri unreachable is a 503, not a refusal of the client.
 func TestPrivateKeyJWTJWKSURIDown(t *testing.T) {
-	k := newTestKey(t, jose.ES256, "k")
+	k := newPKKey(t, jose.ES256, "k")
 	tc := startCaddy(t, otpSite(freePort(t), fmt.Sprintf(`
 		client remote {
 			jwks_uri http://127.0.0.1:%d/jwks.json
 		}`, freePort(t))))
-	a := post(t, tc.Base+tokenPath, assertionForm(initiateForm("down@example.com"), k.sign(t, goodClaims("remote", tc.Base+tokenPath))), nil)
-	wantOAuthError(t, "jwks_uri down", a, http.StatusServiceUnavailable, "temporarily_unavailable")
+	a := post(t, tc.Base+tokenPath, pkAssertionForm(initiateForm("down@example.com"), k.sign(t, pkClaims("remote", tc.Base+tokenPath))), nil)
+	pkWantError(t, "jwks_uri down", a, http.StatusServiceUnavailable, "temporarily_unavailable")
 	if a.Header.Get("Retry-After") == "" {
 		t.Error("503 without Retry-After")
 	}
@@ -503,13 +503,13 @@ func TestPrivateKeyJWTJWKSURIDown(t *testing.T) {
 // TestPrivateKeyJWTDiscovery: discovery lists each method some client may
 // use and the assertion algorithms, never none or HS*.
 func TestPrivateKeyJWTDiscovery(t *testing.T) {
-	es := newTestKey(t, jose.ES256, "es-1")
+	es := newPKKey(t, jose.ES256, "es-1")
 	for _, c := range []struct {
 		name, extra string
 		methods     []string
 	}{
 		{"secrets only", "", []string{"client_secret_basic", "client_secret_post"}},
-		{"with a key client", fmt.Sprintf("client pk {\njwks_file %s\n}", writeFile(t, "jwks.json", jwksJSON(t, es))),
+		{"with a key client", fmt.Sprintf("client pk {\njwks_file %s\n}", pkWriteFile(t, "jwks.json", pkJWKS(t, es))),
 			[]string{"client_secret_basic", "client_secret_post", "private_key_jwt"}},
 	} {
 		t.Run(c.name, func(t *testing.T) {

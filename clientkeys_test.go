@@ -57,9 +57,9 @@ func TestClientKeysCaddyfile(t *testing.T) {
 // private_key_jwt client can hold; a symmetric key in a file is an error at
 // provision, not a silent HS256 door.
 func TestClientJWKSParsing(t *testing.T) {
-	es := newTestKey(t, jose.ES256, "es")
+	es := newPKKey(t, jose.ES256, "es")
 	oct, _ := json.Marshal(jose.JSONWebKeySet{Keys: []jose.JSONWebKey{{Key: []byte("0123456789abcdef0123456789abcdef"), KeyID: "h", Algorithm: "HS256"}}})
-	mixed := strings.Replace(string(jwksJSON(t, es)), `"keys":[`, `"keys":[{"kty":"oct","k":"c2VjcmV0c2VjcmV0c2VjcmV0c2VjcmV0","kid":"h"},`, 1)
+	mixed := strings.Replace(string(pkJWKS(t, es)), `"keys":[`, `"keys":[{"kty":"oct","k":"c2VjcmV0c2VjcmV0c2VjcmV0c2VjcmV0","kid":"h"},`, 1)
 	for _, c := range []struct {
 		name, body, want string
 	}{
@@ -67,12 +67,12 @@ func TestClientJWKSParsing(t *testing.T) {
 		{"oct beside a good key", mixed, "unusable keys"},
 		{"not JSON", "{", "not a JWK Set"},
 	} {
-		cl := &Client{ID: "pk", JWKSFile: writeFile(t, "jwks.json", []byte(c.body))}
+		cl := &Client{ID: "pk", JWKSFile: pkWriteFile(t, "jwks.json", []byte(c.body))}
 		if err := cl.provision(caddy.NewReplacer()); err == nil || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("%s: error %v, want %q", c.name, err, c.want)
 		}
 	}
-	cl := &Client{ID: "pk", JWKSFile: writeFile(t, "jwks.json", jwksJSON(t, es))}
+	cl := &Client{ID: "pk", JWKSFile: pkWriteFile(t, "jwks.json", pkJWKS(t, es))}
 	if err := cl.provision(caddy.NewReplacer()); err != nil {
 		t.Fatal(err)
 	}
