@@ -2,12 +2,16 @@ package emailotp
 
 import (
 	"encoding/json"
+	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 	"github.com/go-jose/go-jose/v4"
+	"go.uber.org/zap"
 )
 
 // TestClientKeysCaddyfile: the key options of a client parse to the JSON
@@ -87,5 +91,39 @@ func TestClientJWKSParsing(t *testing.T) {
 	h := &Handler{clients: map[string]*Client{cl.ID: cl}}
 	if _, ok := h.authenticate(cl.ID, ""); ok {
 		t.Error("a key client authenticated with an empty secret")
+	}
+}
+
+// BenchmarkAssertionVerify measures an assertion's verification for a known
+// client and for an unknown one, which is checked against a decoy key of the
+// same algorithm so both cost about the same.
+func BenchmarkAssertionVerify(b *testing.B) {
+	for _, alg := range []jose.SignatureAlgorithm{jose.RS256, jose.ES256, jose.EdDSA} {
+		k := newPKKey(b, alg, "k")
+		cl := &Client{ID: "pk", JWKSFile: pkWriteFile(b, "jwks.json", pkJWKS(b, k))}
+		if err := cl.provision(caddy.NewReplacer()); err != nil {
+			b.Fatal(err)
+		}
+		l := newMemoryLedger(time.Minute)
+		b.Cleanup(func() { _ = l.Destruct() })
+		h := &Handler{clients: map[string]*Client{"pk": cl}, ledger: l, logger: zap.NewNop(),
+			Issuer: "https://sso.example.com/uas", TokenPath: DefaultTokenPath, basePath: "/uas"}
+		r := httptest.NewRequest(http.MethodPost, DefaultTokenPath, nil)
+		decoyKeys()
+		for _, who := range []string{"pk", "nobody"} {
+			b.Run(string(alg)+"/"+who, func(b *testing.B) {
+				as := make([]string, b.N)
+				for i := range as {
+					as[i] = k.sign(b, pkClaims(who, "https://sso.example.com/uas"))
+				}
+				b.ResetTimer()
+				for i := 0; i < b.N; i++ {
+					c, reason, err := h.verifyAssertion(r, as[i], "")
+					if err != nil || (who == "pk") != (reason == "" && c != nil) {
+						b.Fatalf("%s: %q %v", who, reason, err)
+					}
+				}
+			})
+		}
 	}
 }
