@@ -72,6 +72,10 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //			claim            <name> <value>
 //			request_template allow|deny
 //			user_ip_param    <parameter name>
+//			jwks_file        <JWK Set file>
+//			public_key_file  <PEM file>
+//			jwks_uri         <https URL>
+//			jwks_uri_allow_http
 //		}
 //		signin [<path>] {
 //			path             <path>
@@ -380,6 +384,17 @@ func (c *Client) unmarshal(d *caddyfile.Dispenser) error {
 			}
 		case "user_ip_param":
 			err = oneArg(d, &c.PassUserIPParam)
+		case "jwks_file":
+			err = oneArg(d, &c.JWKSFile)
+		case "public_key_file":
+			err = oneArg(d, &c.PublicKeyFile)
+		case "jwks_uri":
+			err = oneArg(d, &c.JWKSURI)
+		case "jwks_uri_allow_http":
+			c.JWKSURIAllowHTTP = true
+			if d.NextArg() {
+				return d.ArgErr()
+			}
 		default:
 			return d.Errf("client %s: unknown subdirective %q", c.ID, d.Val())
 		}
@@ -387,8 +402,8 @@ func (c *Client) unmarshal(d *caddyfile.Dispenser) error {
 			return err
 		}
 	}
-	if c.Secret == "" {
-		return d.Errf("client %s: secret is required", c.ID)
+	if c.Secret == "" && !c.usesKeys() {
+		return d.Errf("client %s: secret is required, or one of jwks_file, public_key_file, jwks_uri", c.ID)
 	}
 	return nil
 }

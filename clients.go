@@ -16,8 +16,27 @@ type Client struct {
 	ID string `json:"id,omitempty"`
 
 	// Secret is the client_secret. Placeholders such as {env.APP_SECRET} or
-	// {file./run/secrets/app} are resolved once at provision. Required.
+	// {file./run/secrets/app} are resolved once at provision. Required
+	// unless the client authenticates with keys (jwks_file, public_key_file
+	// or jwks_uri).
 	Secret string `json:"secret,omitempty"`
+
+	// JWKSFile is a JWK Set file of the public keys this client signs its
+	// private_key_jwt assertions with, instead of a secret. Default: none.
+	JWKSFile string `json:"jwks_file,omitempty"`
+
+	// PublicKeyFile is a PEM public key this client signs its
+	// private_key_jwt assertions with, instead of a secret. Default: none.
+	PublicKeyFile string `json:"public_key_file,omitempty"`
+
+	// JWKSURI is the https URL of the JWK Set this client signs its
+	// private_key_jwt assertions with, fetched when needed and cached.
+	// Default: none.
+	JWKSURI string `json:"jwks_uri,omitempty"`
+
+	// JWKSURIAllowHTTP allows an http jwks_uri to a host that is not
+	// loopback. Default: false.
+	JWKSURIAllowHTTP bool `json:"jwks_uri_allow_http,omitempty"`
 
 	// AllowDomains restricts the addresses this client may verify to these
 	// domains (exact match, case-insensitive; IDN allowed). "*" or an empty
@@ -40,6 +59,7 @@ type Client struct {
 	PassUserIPParam string `json:"pass_user_ip_param,omitempty"`
 
 	secretHash [32]byte
+	keys       *clientKeys // set for private_key_jwt clients
 	domains    map[string]bool
 }
 
@@ -54,8 +74,8 @@ func (c *Client) validate() error {
 	if c.ID == "" || len(c.ID) > 255 || strings.ContainsAny(c.ID, " \t\r\n:") {
 		return fmt.Errorf("client %q: id must be 1-255 characters without spaces or colons", c.ID)
 	}
-	if c.Secret == "" {
-		return fmt.Errorf("client %q: secret is required", c.ID)
+	if err := c.validateAuth(); err != nil {
+		return err
 	}
 	for k := range c.Claims {
 		if reservedClaims[k] || strings.HasSuffix(k, ".grant_type") {
@@ -75,11 +95,16 @@ func (c *Client) validate() error {
 
 // provision resolves the secret's placeholders once and indexes the domains.
 func (c *Client) provision(repl *caddy.Replacer) error {
+	if err := c.provisionKeys(repl); err != nil {
+		return err
+	}
 	secret := repl.ReplaceAll(c.Secret, "")
-	if secret == "" {
+	if secret == "" && c.keys == nil {
 		return fmt.Errorf("client %q: secret %q resolved to an empty value", c.ID, c.Secret)
 	}
-	warnShortSecret(c.ID, secret)
+	if c.keys == nil {
+		warnShortSecret(c.ID, secret)
+	}
 	c.secretHash = sha256.Sum256([]byte(secret))
 	c.domains = nil
 	for _, d := range c.AllowDomains {
@@ -116,5 +141,5 @@ func (h *Handler) authenticate(id, secret string) (*Client, bool) {
 	}
 	sum := sha256.Sum256([]byte(secret))
 	ok := subtle.ConstantTimeCompare(sum[:], c.secretHash[:]) == 1
-	return c, ok && known
+	return c, ok && known && c.keys == nil
 }

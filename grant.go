@@ -176,6 +176,9 @@ func (h *Handler) authenticateRequest(r *http.Request, form url.Values) (*Client
 			return nil, errInvalidRequest("parameter %s is not UTF-8", k)
 		}
 	}
+	if hasClientAssertion(form) { // private_key_jwt: clientassertion.go
+		return h.authenticateAssertionThrottled(r, form)
+	}
 	id, secret := form.Get("client_id"), form.Get("client_secret")
 	basicID, basicSecret, basic, bad := basicAuth(r)
 	switch {

@@ -182,6 +182,7 @@ type discovery struct {
 	ResponseTypes          []string `json:"response_types_supported"`
 	SubjectTypes           []string `json:"subject_types_supported"`
 	TokenAuthMethods       []string `json:"token_endpoint_auth_methods_supported"`
+	TokenAuthAlgs          []string `json:"token_endpoint_auth_signing_alg_values_supported,omitempty"`
 	IDTokenAlgs            []string `json:"id_token_signing_alg_values_supported"`
 	Scopes                 []string `json:"scopes_supported"`
 	Claims                 []string `json:"claims_supported"`
@@ -206,7 +207,8 @@ func (h *Handler) serveDiscovery(w http.ResponseWriter, r *http.Request) {
 		GrantTypes:       []string{h.GrantType},
 		ResponseTypes:    []string{"none"},
 		SubjectTypes:     []string{"public"},
-		TokenAuthMethods: []string{"client_secret_basic", "client_secret_post"},
+		TokenAuthMethods: h.tokenAuthMethods(),
+		TokenAuthAlgs:    h.tokenAuthAlgs(),
 		IDTokenAlgs:      []string{string(h.keys.alg)},
 		Scopes:           h.scopes,
 		Claims: []string{"iss", "sub", "aud", "exp", "iat", "auth_time", "amr", "azp",

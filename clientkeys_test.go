@@ -1,0 +1,129 @@
+package emailotp
+
+import (
+	"encoding/json"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
+	"github.com/go-jose/go-jose/v4"
+	"go.uber.org/zap"
+)
+
+// TestClientKeysCaddyfile: the key options of a client parse to the JSON
+// fields of the same names, and a client has exactly one way to
+// authenticate, with a jwks_uri over https (http only to loopback or when
+// asked).
+func TestClientKeysCaddyfile(t *testing.T) {
+	parse := func(client string) (*Handler, error) {
+		var h Handler
+		err := h.UnmarshalCaddyfile(caddyfile.NewTestDispenser("email_otp {\n" + minimalSMTP + "\n" + client + "\n}"))
+		return &h, err
+	}
+	h, err := parse("client pk {\njwks_uri http://example.net/jwks\njwks_uri_allow_http\n}")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := json.Marshal(h.Clients[len(h.Clients)-1])
+	if string(b) != `{"id":"pk","jwks_uri":"http://example.net/jwks","jwks_uri_allow_http":true}` {
+		t.Errorf("JSON = %s", b)
+	}
+	for _, c := range []struct{ client, want string }{
+		{"client pk {\njwks_file a.json\npublic_key_file b.pem\n}", "give one of"},
+		{"client pk {\nsecret s\njwks_uri https://example.net/jwks\n}", "give one of"},
+		{"client pk {\njwks_uri http://example.net/jwks\n}", "http only to a loopback host"},
+		{"client pk {\njwks_uri ftp://example.net/jwks\n}", "scheme must be https"},
+		{"client pk {\njwks_uri https://user:pw@example.net/jwks\n}", "without credentials"},
+		{"client pk {\nsecret s\njwks_uri_allow_http\n}", "jwks_uri_allow_http without jwks_uri"},
+		{"client pk", "secret is required, or one of jwks_file"},
+	} {
+		if _, err := parse(c.client); err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%q: error %v, want %q", c.client, err, c.want)
+		}
+	}
+	for _, ok := range []string{
+		"client pk {\njwks_uri https://example.net/jwks\n}",
+		"client pk {\njwks_uri http://127.0.0.1:8080/jwks\n}",
+		"client pk {\njwks_uri http://[::1]/jwks\n}",
+		"client pk {\npublic_key_file pub.pem\n}",
+	} {
+		if _, err := parse(ok); err != nil {
+			t.Errorf("%q refused: %v", ok, err)
+		}
+	}
+}
+
+// TestClientJWKSParsing: a JWKS file keeps only asymmetric signing keys a
+// private_key_jwt client can hold; a symmetric key in a file is an error at
+// provision, not a silent HS256 door.
+func TestClientJWKSParsing(t *testing.T) {
+	es := newPKKey(t, jose.ES256, "es")
+	oct, _ := json.Marshal(jose.JSONWebKeySet{Keys: []jose.JSONWebKey{{Key: []byte("0123456789abcdef0123456789abcdef"), KeyID: "h", Algorithm: "HS256"}}})
+	mixed := strings.Replace(string(pkJWKS(t, es)), `"keys":[`, `"keys":[{"kty":"oct","k":"c2VjcmV0c2VjcmV0c2VjcmV0c2VjcmV0","kid":"h"},`, 1)
+	for _, c := range []struct {
+		name, body, want string
+	}{
+		{"only oct", string(oct), "no usable signing key"},
+		{"oct beside a good key", mixed, "unusable keys"},
+		{"not JSON", "{", "not a JWK Set"},
+	} {
+		cl := &Client{ID: "pk", JWKSFile: pkWriteFile(t, "jwks.json", []byte(c.body))}
+		if err := cl.provision(caddy.NewReplacer()); err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%s: error %v, want %q", c.name, err, c.want)
+		}
+	}
+	cl := &Client{ID: "pk", JWKSFile: pkWriteFile(t, "jwks.json", pkJWKS(t, es))}
+	if err := cl.provision(caddy.NewReplacer()); err != nil {
+		t.Fatal(err)
+	}
+	if got := matchKeys(cl.keys.static, "es", "ES256"); len(got) != 1 {
+		t.Errorf("ES256 kid es: %d keys", len(got))
+	}
+	for _, alg := range []string{"RS256", "HS256", "none", "EdDSA"} {
+		if got := matchKeys(cl.keys.static, "es", alg); len(got) != 0 {
+			t.Errorf("a P-256 key was offered for %s", alg)
+		}
+	}
+	h := &Handler{clients: map[string]*Client{cl.ID: cl}}
+	if _, ok := h.authenticate(cl.ID, ""); ok {
+		t.Error("a key client authenticated with an empty secret")
+	}
+}
+
+// BenchmarkAssertionVerify measures an assertion's verification for a known
+// client and for an unknown one, which is checked against a decoy key of the
+// same algorithm so both cost about the same.
+func BenchmarkAssertionVerify(b *testing.B) {
+	for _, alg := range []jose.SignatureAlgorithm{jose.RS256, jose.ES256, jose.EdDSA} {
+		k := newPKKey(b, alg, "k")
+		cl := &Client{ID: "pk", JWKSFile: pkWriteFile(b, "jwks.json", pkJWKS(b, k))}
+		if err := cl.provision(caddy.NewReplacer()); err != nil {
+			b.Fatal(err)
+		}
+		l := newMemoryLedger(time.Minute)
+		b.Cleanup(func() { _ = l.Destruct() })
+		h := &Handler{clients: map[string]*Client{"pk": cl}, ledger: l, logger: zap.NewNop(),
+			Issuer: "https://sso.example.com/uas", TokenPath: DefaultTokenPath, basePath: "/uas"}
+		r := httptest.NewRequest(http.MethodPost, DefaultTokenPath, nil)
+		decoyKeys()
+		for _, who := range []string{"pk", "nobody"} {
+			b.Run(string(alg)+"/"+who, func(b *testing.B) {
+				as := make([]string, b.N)
+				for i := range as {
+					as[i] = k.sign(b, pkClaims(who, "https://sso.example.com/uas"))
+				}
+				b.ResetTimer()
+				for i := 0; i < b.N; i++ {
+					c, reason, err := h.verifyAssertion(r, as[i], "")
+					if err != nil || (who == "pk") != (reason == "" && c != nil) {
+						b.Fatalf("%s: %q %v", who, reason, err)
+					}
+				}
+			})
+		}
+	}
+}
