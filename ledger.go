@@ -23,9 +23,6 @@ type ledger interface {
 	consume(ctx context.Context, key string, expires time.Time) (bool, error)
 }
 
-// now is the clock of the ledgers and limiters; tests replace it.
-var now = time.Now
-
 // ledgers holds the memory ledger (and the storage ledger's sweeper) across
 // config reloads, so a reload neither forgets used references nor leaks
 // goroutines.

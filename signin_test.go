@@ -172,7 +172,7 @@ func TestSessionToken(t *testing.T) {
 	r := httptest.NewRequest(http.MethodPost, "http://site.example/email-otp/signin/verify", nil)
 	iss := h.issuer(r)
 	t0 := time.Now()
-	tok, err := h.mintSession(r, "alice@example.com", t0)
+	tok, err := h.signIn.mintSession(r, "alice@example.com", t0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -205,7 +205,7 @@ func TestSessionToken(t *testing.T) {
 		return parts[0] + "." + base64.RawURLEncoding.EncodeToString(b) + "." + parts[2]
 	}
 	other := sessionHandler(t) // another server's key
-	foreign, _ := other.mintSession(r, "alice@example.com", t0)
+	foreign, _ := other.signIn.mintSession(r, "alice@example.com", t0)
 	at, _ := jwt.Signed(h.keys.atSigner).Claims(jwt.Claims{Issuer: iss, Subject: "alice@example.com",
 		Audience: jwt.Audience{sessionAudience}, Expiry: jwt.NewNumericDate(t0.Add(time.Hour))}).
 		Claims(map[string]any{"email": "alice@example.com"}).Serialize()

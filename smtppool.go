@@ -196,11 +196,3 @@ func (p *smtpPool) len() int {
 	defer p.mu.Unlock()
 	return len(p.idle)
 }
-
-// close ends the mailer's kept connections, if it keeps any; Cleanup calls
-// it, and it is safe on a mailer that Provision never finished.
-func (m *mailer) close() {
-	if m != nil && m.pool != nil {
-		m.pool.close()
-	}
-}
