@@ -6,7 +6,6 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
-	"net"
 	"net/mail"
 	"os"
 	"strings"
@@ -228,28 +227,6 @@ func (m *mailer) send(ctx context.Context, o outgoing) error {
 		_ = slot.conn.Close() // already closed after QUIT; not after a dial-phase failure
 	}
 	return err
-}
-
-// connSlot receives the connection of one delivery from trackingDial.
-// go-mail v0.8.1 does not close the connection when the dial phase fails
-// after the greeting (EHLO refused, STARTTLS missing under TLSMandatory, TLS
-// handshake failed), leaving the socket to the garbage collector; send closes
-// it itself. The slot travels in the dial context because the client is
-// shared by concurrent deliveries.
-type connSlot struct{ conn net.Conn }
-
-type connSlotKey struct{}
-
-// trackingDial dials TCP and records the connection in the context's slot.
-// It is not used with implicit TLS: go-mail only knows the connection is
-// encrypted (and so allows AUTH PLAIN) when it dials the TLS itself.
-func trackingDial(ctx context.Context, network, addr string) (net.Conn, error) {
-	var d net.Dialer
-	c, err := d.DialContext(ctx, network, addr)
-	if s, ok := ctx.Value(connSlotKey{}).(*connSlot); ok && err == nil {
-		s.conn = c
-	}
-	return c, err
 }
 
 // recipientRefused tells a permanent refusal of the recipient (5xx to RCPT

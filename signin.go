@@ -25,16 +25,6 @@ const (
 	fieldRedirect = "redirect"
 )
 
-// signIn is the browser sign-in page: an adapter between HTML forms and the
-// core, which sets a session cookie for email_otp_gate.
-type signIn struct {
-	cfg    *SignInConfig
-	core   *otp
-	keys   *signingKeys
-	logger *zap.Logger
-	issuer func(*http.Request) string
-}
-
 // serveSignIn answers every request under the sign-in path and reports
 // whether the request was one.
 func (si *signIn) serveSignIn(w http.ResponseWriter, r *http.Request) bool {

@@ -2,6 +2,8 @@ package emailotp
 
 import (
 	"fmt"
+	"go.uber.org/zap"
+	"net/http"
 	"strings"
 	"time"
 
@@ -119,4 +121,14 @@ func (s *SignInConfig) provision(clients []*Client, byID map[string]*Client, tem
 	}
 	s.pages = newPageLocales(templateLocales)
 	return nil
+}
+
+// signIn is the browser sign-in page: an adapter between HTML forms and the
+// core, which sets a session cookie for email_otp_gate.
+type signIn struct {
+	cfg    *SignInConfig
+	core   *otp
+	keys   *signingKeys
+	logger *zap.Logger
+	issuer func(*http.Request) string
 }
