@@ -117,3 +117,12 @@ func hostname(s string) bool {
 	}
 	return !isDigits(labels[len(labels)-1])
 }
+
+func isDigits(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] < '0' || s[i] > '9' {
+			return false
+		}
+	}
+	return true
+}

@@ -109,24 +109,25 @@ func benchHandler(tb testing.TB, alg string, smtp benchSMTP) *Handler {
 	if err != nil {
 		tb.Fatal(err)
 	}
-	if h.refs, err = newSealer(secret); err != nil {
+	h.core = &otp{codeLength: h.CodeLength, ttl: time.Duration(h.OTPTimeout), maxAttempts: h.MaxAttempts, logger: h.logger}
+	if h.core.refs, err = newSealer(secret); err != nil {
 		tb.Fatal(err)
 	}
-	if h.tmpl, err = newTemplateSet(h.Template); err != nil {
+	if h.core.tmpl, err = newTemplateSet(h.Template); err != nil {
 		tb.Fatal(err)
 	}
-	if h.mailer, err = newMailer(h.SMTP, repl); err != nil {
+	if h.core.mailer, err = newMailer(h.SMTP, repl); err != nil {
 		tb.Fatal(err)
 	}
-	tb.Cleanup(h.mailer.close)
+	tb.Cleanup(h.core.mailer.close)
 	ml := newMemoryLedger(time.Minute)
 	tb.Cleanup(func() { _ = ml.Destruct() })
-	h.ledger = ml
-	if h.limiter, err = newLimiter(h.Limits, nil, nil); err != nil {
+	h.core.ledger = ml
+	if h.core.limiter, err = newLimiter(h.Limits, nil, nil); err != nil {
 		tb.Fatal(err)
 	}
-	tb.Cleanup(h.limiter.release)
-	if h.metrics, err = registerMetrics(nil); err != nil {
+	tb.Cleanup(h.core.limiter.release)
+	if h.core.metrics, err = registerMetrics(nil); err != nil {
 		tb.Fatal(err)
 	}
 	return h
@@ -151,7 +152,7 @@ func noNext(tb testing.TB) caddyhttp.Handler {
 
 func newBenchChallenge(tb testing.TB, h *Handler, code string) *challenge {
 	tb.Helper()
-	return h.refs.newChallenge("bench", "alice@example.com", "", code, time.Now(), 10*time.Minute)
+	return h.core.refs.newChallenge("bench", "alice@example.com", "", code, time.Now(), 10*time.Minute)
 }
 
 func BenchmarkNewCode(b *testing.B) {
@@ -168,7 +169,7 @@ func BenchmarkReferenceSeal(b *testing.B) {
 	ch := newBenchChallenge(b, h, "12345678")
 	b.ReportAllocs()
 	for b.Loop() {
-		if ref := h.refs.seal(ch); ref == "" {
+		if ref := h.core.refs.seal(ch); ref == "" {
 			b.Fatal("empty reference")
 		}
 	}
@@ -176,10 +177,10 @@ func BenchmarkReferenceSeal(b *testing.B) {
 
 func BenchmarkReferenceOpen(b *testing.B) {
 	h := benchHandler(b, "EdDSA", benchSMTP{})
-	ref := h.refs.seal(newBenchChallenge(b, h, "12345678"))
+	ref := h.core.refs.seal(newBenchChallenge(b, h, "12345678"))
 	b.ReportAllocs()
 	for b.Loop() {
-		ch, err := h.refs.open(ref)
+		ch, err := h.core.refs.open(ref)
 		if err != nil || ch.ClientID != "bench" {
 			b.Fatalf("open: %v", err)
 		}
@@ -191,7 +192,7 @@ func BenchmarkCheckCode(b *testing.B) {
 	ch := newBenchChallenge(b, h, "12345678")
 	b.ReportAllocs()
 	for b.Loop() {
-		if !h.refs.checkCode(ch, "12345678") {
+		if !h.core.refs.checkCode(ch, "12345678") {
 			b.Fatal("right code refused")
 		}
 	}
@@ -251,7 +252,7 @@ func BenchmarkValidateHandler(b *testing.B) {
 					b.StopTimer()
 					refs, i = refs[:0], 0
 					for range cap(refs) {
-						refs = append(refs, h.refs.seal(newBenchChallenge(b, h, code)))
+						refs = append(refs, h.core.refs.seal(newBenchChallenge(b, h, code)))
 					}
 					b.StartTimer()
 				}

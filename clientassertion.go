@@ -63,12 +63,12 @@ func hasClientAssertion(form url.Values) bool {
 // cannot sign for counts as a failure of that client id from that IP.
 func (h *Handler) authenticateAssertionThrottled(r *http.Request, form url.Values) (*Client, *oauthError) {
 	id, ip := form.Get("client_id"), clientIP(r)
-	if wait, ok := h.limiter.authAllowed(id, ip); !ok {
+	if wait, ok := h.core.limiter.authAllowed(id, ip); !ok {
 		return nil, &oauthError{status: http.StatusTooManyRequests, Code: "slow_down", Description: "too many failed client authentications", retryAfter: wait}
 	}
 	c, oerr := h.authenticateAssertion(r, form)
 	if oerr != nil && oerr.Code == "invalid_client" {
-		h.limiter.authFailed(id, ip)
+		h.core.limiter.authFailed(id, ip)
 	}
 	return c, oerr
 }
@@ -178,7 +178,7 @@ func (h *Handler) verifyAssertion(r *http.Request, assertion, formClientID strin
 	// bounded storage key.
 	sum := sha256.Sum256([]byte(cl.ID))
 	key := "jti:" + c.ID + ":" + base64.RawURLEncoding.EncodeToString(sum[:])
-	fresh, err := h.ledger.consume(r.Context(), key, cl.Expiry.Time().Add(assertionSkew))
+	fresh, err := h.core.ledger.consume(r.Context(), key, cl.Expiry.Time().Add(assertionSkew))
 	if err != nil {
 		return c, "", err
 	}

@@ -106,7 +106,7 @@ func BenchmarkAssertionVerify(b *testing.B) {
 		}
 		l := newMemoryLedger(time.Minute)
 		b.Cleanup(func() { _ = l.Destruct() })
-		h := &Handler{clients: map[string]*Client{"pk": cl}, ledger: l, logger: zap.NewNop(),
+		h := &Handler{clients: map[string]*Client{"pk": cl}, core: &otp{ledger: l}, logger: zap.NewNop(),
 			Issuer: "https://sso.example.com/uas", TokenPath: DefaultTokenPath, basePath: "/uas"}
 		r := httptest.NewRequest(http.MethodPost, DefaultTokenPath, nil)
 		decoyKeys()

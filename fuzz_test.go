@@ -20,7 +20,7 @@ import (
 // fuzzHandler is a Handler provisioned just enough for the request parsing:
 // the grant URI and two clients.
 func fuzzHandler(t testing.TB) *Handler {
-	h := &Handler{GrantType: DefaultGrantType, clients: map[string]*Client{}, logger: zap.NewNop()}
+	h := &Handler{GrantType: DefaultGrantType, clients: map[string]*Client{}, logger: zap.NewNop(), core: &otp{}}
 	repl := caddy.NewReplacer()
 	for _, c := range []*Client{{ID: "app", Secret: "app-secret"}, {ID: "other", Secret: "other-secret"}} {
 		if err := c.provision(repl); err != nil {

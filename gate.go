@@ -15,7 +15,6 @@ import (
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp/caddyauth"
 	"github.com/caddyserver/certmagic"
-	"github.com/go-jose/go-jose/v4"
 	"github.com/go-jose/go-jose/v4/jwt"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
@@ -37,17 +36,9 @@ const (
 	// token or id_token (whose audience is a client) can pass for one.
 	sessionAudience = "email_otp_session"
 
-	// maxTokenBytes bounds what is parsed: our tokens are about 1 KiB.
-	maxTokenBytes = 8 << 10
-
 	// maxSessionCookies bounds how many same-named cookies are verified.
 	maxSessionCookies = 4
 )
-
-// gateAlgs are the only JWS algorithms the gate parses: those email_otp
-// signs with. "none" and the HMAC algorithms are never accepted, so a
-// public key cannot be used as an HMAC secret.
-var gateAlgs = []jose.SignatureAlgorithm{jose.RS256, jose.ES256, jose.EdDSA}
 
 // credential kinds: what the gate accepts, and the JOSE typ of each.
 const (
@@ -359,25 +350,6 @@ func isNavigation(r *http.Request) bool {
 	return false
 }
 
-// Reasons a credential is refused. They are logged at debug level; none
-// holds any part of the token.
-var (
-	errNoCredential  = errors.New("no credential")
-	errMalformed     = errors.New("not a compact JWS with an accepted algorithm")
-	errTooLong       = errors.New("token too long")
-	errWrongTyp      = errors.New("wrong typ header")
-	errUnknownKey    = errors.New("unknown kid")
-	errAlgMismatch   = errors.New("alg does not fit the key")
-	errSignature     = errors.New("bad signature or claims")
-	errNoExpiry      = errors.New("no exp claim")
-	errTime          = errors.New("expired, not yet valid or issued in the future")
-	errIssuer        = errors.New("wrong issuer")
-	errAudience      = errors.New("wrong audience or client")
-	errSubject       = errors.New("sub is not a normalized address")
-	errEmailMismatch = errors.New("email differs from sub")
-	errNotAllowed    = errors.New("address not allowed here")
-)
-
 // gateClaims are the claims the gate reads besides the registered ones.
 type gateClaims struct {
 	Email    string `json:"email"`
@@ -439,48 +411,6 @@ func (g *Gate) verify(r *http.Request, raw, kind string) (caddyauth.User, error)
 			"kind":      kind,
 		},
 	}, nil
-}
-
-// parseVerified is the part of token checking that the gate and the
-// sign-in page share: a compact JWS no larger than maxTokenBytes, one of our
-// algorithms, the expected typ, a key found by kid whose algorithm is the
-// header's, a valid signature, and an exp claim. It fills extra with the
-// claims beyond the registered ones; the callers check issuer, audience,
-// time and subject, which differ between them.
-func parseVerified(raw, typ string, lookup func(kid string) (jose.JSONWebKey, error), extra any) (jwt.Claims, error) {
-	var std jwt.Claims
-	if len(raw) > maxTokenBytes {
-		return std, errTooLong
-	}
-	tok, err := jwt.ParseSigned(raw, gateAlgs)
-	if err != nil || len(tok.Headers) != 1 {
-		return std, errMalformed
-	}
-	hdr := tok.Headers[0]
-	if t, _ := hdr.ExtraHeaders[jose.HeaderType].(string); !typIs(t, typ) {
-		return std, errWrongTyp
-	}
-	key, err := lookup(hdr.KeyID)
-	if err != nil {
-		return std, err
-	}
-	if key.Algorithm != hdr.Algorithm {
-		return std, errAlgMismatch
-	}
-	if err := tok.Claims(key.Key, &std, extra); err != nil {
-		return std, errSignature
-	}
-	if std.Expiry == nil {
-		return std, errNoExpiry
-	}
-	return std, nil
-}
-
-// typIs compares a JOSE typ with the expected media type, with or without
-// the "application/" prefix and ignoring case (RFC 7515 §4.1.9).
-func typIs(typ, want string) bool {
-	typ = strings.ToLower(typ)
-	return typ == want || typ == "application/"+want
 }
 
 // allows applies allow_domains and allow_addresses: with neither, any

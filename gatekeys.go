@@ -2,14 +2,6 @@ package emailotp
 
 import (
 	"context"
-	"crypto"
-	"crypto/ecdsa"
-	"crypto/ed25519"
-	"crypto/elliptic"
-	"crypto/rsa"
-	"crypto/x509"
-	"encoding/base64"
-	"encoding/pem"
 	"errors"
 	"fmt"
 	"os"
@@ -176,58 +168,4 @@ func indexKeys(keys []jose.JSONWebKey) map[string]jose.JSONWebKey {
 		m[k.KeyID] = k
 	}
 	return m
-}
-
-// parseVerificationKey reads a PEM public key (PKIX or PKCS#1) or private
-// key (as email_otp's signing_key_file) and returns its public JWK, with
-// the algorithm its type implies and the RFC 7638 thumbprint as kid, as
-// email_otp names it.
-func parseVerificationKey(pemBytes []byte) (jose.JSONWebKey, error) {
-	var none jose.JSONWebKey
-	block, _ := pem.Decode(pemBytes)
-	if block == nil {
-		return none, errors.New("no PEM block found")
-	}
-	var (
-		pub any
-		err error
-	)
-	switch block.Type {
-	case "PUBLIC KEY":
-		pub, err = x509.ParsePKIXPublicKey(block.Bytes)
-	case "RSA PUBLIC KEY":
-		pub, err = x509.ParsePKCS1PublicKey(block.Bytes)
-	default:
-		var priv crypto.Signer
-		if priv, err = parsePrivateKey(pemBytes); err == nil {
-			pub = priv.Public()
-		}
-	}
-	if err != nil {
-		return none, err
-	}
-	var alg string
-	switch p := pub.(type) {
-	case *rsa.PublicKey:
-		if p.N.BitLen() < 2048 {
-			return none, fmt.Errorf("RSA key of %d bits: at least 2048 required", p.N.BitLen())
-		}
-		alg = "RS256"
-	case *ecdsa.PublicKey:
-		if p.Curve != elliptic.P256() {
-			return none, fmt.Errorf("ECDSA key on %s: only P-256 (ES256) is supported", p.Curve.Params().Name)
-		}
-		alg = "ES256"
-	case ed25519.PublicKey:
-		alg = "EdDSA"
-	default:
-		return none, fmt.Errorf("unsupported key type %T", pub)
-	}
-	jwk := jose.JSONWebKey{Key: pub, Algorithm: alg, Use: "sig"}
-	tp, err := jwk.Thumbprint(crypto.SHA256)
-	if err != nil {
-		return none, err
-	}
-	jwk.KeyID = base64.RawURLEncoding.EncodeToString(tp)
-	return jwk, nil
 }

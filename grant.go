@@ -2,16 +2,16 @@ package emailotp
 
 import (
 	"bytes"
-	"context"
+	"errors"
 	"fmt"
 	"io"
 	"mime"
 	"net/http"
+	"net/netip"
 	"net/url"
 	"strconv"
 	"strings"
 	"time"
-	"unicode"
 	"unicode/utf8"
 
 	"go.uber.org/zap"
@@ -194,12 +194,12 @@ func (h *Handler) authenticateRequest(r *http.Request, form url.Values) (*Client
 		return nil, &oauthError{status: http.StatusUnauthorized, Code: "invalid_client", Description: "client authentication required", basic: true}
 	}
 	ip := clientIP(r)
-	if wait, ok := h.limiter.authAllowed(id, ip); !ok {
+	if wait, ok := h.core.limiter.authAllowed(id, ip); !ok {
 		return nil, &oauthError{status: http.StatusTooManyRequests, Code: "slow_down", Description: "too many failed client authentications", retryAfter: wait}
 	}
 	c, ok := h.authenticate(id, secret)
 	if !ok {
-		h.limiter.authFailed(id, ip)
+		h.core.limiter.authFailed(id, ip)
 		// One line per refusal, so brute force shows in the logs; the
 		// client id only if it is configured (an unknown one is attacker
 		// text), never the secret.
@@ -276,9 +276,6 @@ func (h *Handler) initiate(w http.ResponseWriter, r *http.Request, req *tokenReq
 	if err != nil {
 		return errInvalidRequest("%s", err)
 	}
-	if !c.allows(addr.Domain) {
-		return &oauthError{status: http.StatusBadRequest, Code: "unauthorized_client", Description: "client may not verify addresses of this domain"}
-	}
 	title, body := req.get(paramTitle), req.get(paramBody)
 	if (title != "" || body != "") && c.DenyRequestTemplate {
 		return &oauthError{status: http.StatusBadRequest, Code: "unauthorized_client", Description: "client may not set the mail title or body"}
@@ -290,38 +287,52 @@ func (h *Handler) initiate(w http.ResponseWriter, r *http.Request, req *tokenReq
 	if len(nonce) > maxFieldLen {
 		return errInvalidRequest("nonce longer than %d bytes", maxFieldLen)
 	}
-	userIP, oerr := h.userIP(r, req)
+	userIP, oerr := userIP(req)
 	if oerr != nil {
 		return oerr
 	}
-	if scope, oerr := h.limiter.allow(c.ID, addr.key(), userIP); oerr != nil {
-		h.metrics.rateLimited(c.ID, scope)
-		h.logChallenge(c.ID, addr, "", "rate_limited", nil)
-		return oerr
-	}
-
-	code := newCode(h.CodeLength)
-	t := now()
-	ch := h.refs.newChallenge(c.ID, addr.String(), nonce, code, t, time.Duration(h.OTPTimeout))
-	out, err := h.tmpl.pick(req.get("ui_locales")).render(addr.String(), code, title, body)
+	s, err := h.core.send(r.Context(), sendRequest{client: c, addr: addr, userIP: userIP, nonce: nonce,
+		uiLocales: req.get("ui_locales"), title: title, body: body})
 	if err != nil {
-		h.logChallenge(c.ID, addr, ch.logID(), "template_error", err)
-		return errUnavailable("the mail could not be rendered", time.Minute)
+		return sendError(err)
 	}
-	start := time.Now()
-	err = h.mailer.send(r.Context(), out)
-	h.metrics.sent(c.ID, time.Since(start), err)
-	if err != nil {
-		oerr := classifySendError(err)
-		h.logChallenge(c.ID, addr, ch.logID(), "smtp_failed", err)
-		return oerr
-	}
-	h.metrics.challenge(c.ID)
-	h.logChallenge(c.ID, addr, ch.logID(), "sent", nil)
 	writeNoStore(w, struct {
 		Challenge challengeJSON `json:"x_globalsign_iam_challenge"`
-	}{challengeJSON{Reference: h.refs.seal(ch)}})
+	}{challengeJSON{Reference: s.reference}})
 	return nil
+}
+
+// sendError is the grant's answer to a failed send.
+func sendError(err error) *oauthError {
+	var lim *limitedError
+	switch {
+	case errors.As(err, &lim):
+		return &oauthError{status: http.StatusTooManyRequests, Code: "slow_down",
+			Description: "rate limit per " + lim.Scope + " reached", retryAfter: lim.RetryAfter}
+	case errors.Is(err, errDomainRefused):
+		return &oauthError{status: http.StatusBadRequest, Code: "unauthorized_client", Description: "client may not verify addresses of this domain"}
+	case errors.Is(err, errMailRender):
+		return errUnavailable("the mail could not be rendered", time.Minute)
+	case errors.Is(err, errMailRefused):
+		return errInvalidRequest("%s", errMailRefused)
+	default:
+		return errUnavailable("the mail could not be sent; try again later", 30*time.Second)
+	}
+}
+
+// userIP is the end user's IP passed by a client trusted to pass it; empty
+// when unknown. A malformed value is refused rather than ignored, so a
+// misconfigured client notices.
+func userIP(req *tokenRequest) (string, *oauthError) {
+	p := req.client.PassUserIPParam
+	if p == "" || !req.form.Has(p) {
+		return "", nil
+	}
+	ip, err := netip.ParseAddr(req.get(p))
+	if err != nil {
+		return "", errInvalidRequest("%s is not an IP address", p)
+	}
+	return ipKey(ip), nil
 }
 
 // checkTitleBody refuses request-supplied mail text that could break the
@@ -348,13 +359,9 @@ func checkTitleBody(title, body string, form url.Values) *oauthError {
 	return nil
 }
 
-// isControl refuses C0 and C1 controls and the Unicode line and paragraph
-// separators, which some mail clients render as line breaks.
-func isControl(r rune) bool { return unicode.IsControl(r) || r == '\u2028' || r == '\u2029' }
-
-// validate consumes the reference and trades a right code for tokens. Checks
-// that do not involve the code (client, address, expiry) come first and do not
-// consume the reference: a request that cannot be an attempt costs nothing.
+// validate consumes the reference and trades a right code for tokens.
+// Parameters are checked first: a request that cannot be an attempt costs
+// nothing.
 func (h *Handler) validate(w http.ResponseWriter, r *http.Request, req *tokenRequest) *oauthError {
 	ref, code := req.get(paramReference), req.get(paramCode)
 	if ref == "" {
@@ -363,57 +370,45 @@ func (h *Handler) validate(w http.ResponseWriter, r *http.Request, req *tokenReq
 	if code == "" {
 		return errInvalidRequest("%s is required", paramCode)
 	}
-	if !isDigits(code) || len(code) < 6 || len(code) > 12 {
+	if !validCode(code) {
 		return errInvalidRequest("%s must be 6 to 12 digits", paramCode)
 	}
 	if len(req.get("nonce")) > maxFieldLen {
 		return errInvalidRequest("nonce longer than %d bytes", maxFieldLen)
 	}
 	c := req.client
-	ch, err := h.refs.open(ref)
-	if err != nil {
-		h.logValidation(c.ID, nil, "bad_reference")
-		h.metrics.validated(c.ID, "bad_reference")
-		return errInvalidGrant("reference is invalid")
-	}
-	if ch.ClientID != c.ID {
-		h.logValidation(c.ID, ch, "wrong_client")
-		h.metrics.validated(c.ID, "wrong_client")
-		return errInvalidGrant("reference was issued to another client")
-	}
-	if u := req.get("username"); u != "" {
-		a, err := parseAddress(u)
-		if err != nil || !strings.EqualFold(a.String(), ch.Address) {
-			return errInvalidGrant("username does not match the reference")
-		}
-	}
-	t := now()
-	outcome, next, err := h.attempt(r.Context(), c.ID, ch, code, t)
+	res, err := h.core.check(r.Context(), checkRequest{client: c, reference: ref, code: code, username: req.get("username")})
 	switch {
+	case errors.Is(err, errBadReference):
+		return errInvalidGrant("reference is invalid")
+	case errors.Is(err, errWrongClient):
+		return errInvalidGrant("reference was issued to another client")
+	case errors.Is(err, errUsernameMismatch):
+		return errInvalidGrant("username does not match the reference")
 	case err != nil:
 		return errUnavailable("the reference could not be checked", 5*time.Second)
-	case outcome == outcomeExpired:
+	case res.outcome == outcomeExpired:
 		return errInvalidGrant(descOTPExpired)
-	case outcome == outcomeReplayed:
+	case res.outcome == outcomeReplayed:
 		return errInvalidGrant("reference was already used")
-	case outcome == outcomeExhausted:
+	case res.outcome == outcomeExhausted:
 		return errInvalidGrant(descOTPInvalid) // and no reference: start again
-	case outcome == outcomeInvalid:
+	case res.outcome == outcomeInvalid:
 		e := errInvalidGrant(descOTPInvalid)
-		e.Challenge = &challengeJSON{Reference: next}
+		e.Challenge = &challengeJSON{Reference: res.next}
 		return e
 	}
 	nonce := req.get("nonce")
 	if nonce == "" {
-		nonce = ch.Nonce
+		nonce = res.nonce
 	}
 	resp, err := h.mint(grantResult{
 		issuer:   h.issuer(r),
 		client:   c,
-		address:  ch.Address,
+		address:  res.address,
 		scope:    h.grantedScope(req.get("scope")),
 		nonce:    nonce,
-		authTime: t,
+		authTime: res.authTime,
 	})
 	if err != nil {
 		h.logger.Error("signing tokens failed", zap.String("client", c.ID), zap.Error(err))
@@ -421,102 +416,4 @@ func (h *Handler) validate(w http.ResponseWriter, r *http.Request, req *tokenReq
 	}
 	writeNoStore(w, resp)
 	return nil
-}
-
-// Outcomes of an attempt at a code; they are also the log and metric labels.
-const (
-	outcomeOK        = "ok"
-	outcomeInvalid   = "invalid_code"
-	outcomeExpired   = "expired"
-	outcomeExhausted = "exhausted"
-	outcomeReplayed  = "replayed"
-)
-
-// attempt spends one reference on one code. It is the single place where
-// expiry, the attempt limit, the ledger and the code are checked, for the
-// grant and the sign-in page alike, and it logs and counts the outcome. next
-// is the sealed reference of the next link when the code was wrong and
-// attempts remain. An error means the ledger could not be asked: nothing was
-// decided, and the reference may be tried again.
-func (h *Handler) attempt(ctx context.Context, clientID string, ch *challenge, code string, t time.Time) (outcome, next string, err error) {
-	switch {
-	case !t.Before(ch.Expires):
-		outcome = outcomeExpired
-	case ch.Attempt >= h.MaxAttempts: // only after max_attempts was lowered
-		outcome = outcomeExhausted
-	default:
-		fresh, err := h.ledger.consume(ctx, ch.ledgerKey(), ch.Expires)
-		if err != nil {
-			h.logger.Error("ledger unavailable", zap.String("client", clientID), zap.String("challenge", ch.logID()), zap.Error(err))
-			return "", "", err
-		}
-		switch {
-		case !fresh:
-			outcome = outcomeReplayed
-		case h.refs.checkCode(ch, code):
-			outcome = outcomeOK
-		case ch.Attempt+1 >= h.MaxAttempts:
-			outcome = outcomeExhausted
-		default:
-			outcome = outcomeInvalid
-			n := *ch
-			n.Attempt++
-			next = h.refs.seal(&n)
-		}
-	}
-	h.logValidation(clientID, ch, outcome)
-	h.metrics.validated(clientID, outcome)
-	return outcome, next, nil
-}
-
-func isDigits(s string) bool {
-	for i := 0; i < len(s); i++ {
-		if s[i] < '0' || s[i] > '9' {
-			return false
-		}
-	}
-	return true
-}
-
-// logChallenge writes the one line of an initiate request. It carries the
-// client, a masked address and the challenge id prefix, never the code, the
-// reference or a secret.
-func (h *Handler) logChallenge(client string, addr address, id, outcome string, err error) {
-	lvl := zapcore.InfoLevel
-	if err != nil {
-		lvl = zapcore.WarnLevel
-	}
-	if ce := h.logger.Check(lvl, "otp challenge"); ce != nil {
-		fields := []zap.Field{zap.String("client", client), zap.String("address", addr.masked()),
-			zap.String("challenge", id), zap.String("outcome", outcome)}
-		if err != nil {
-			fields = append(fields, zap.String("reason", sanitizeError(err, addr)))
-		}
-		ce.Write(fields...)
-	}
-}
-
-// logValidation writes the one line of a validate request.
-func (h *Handler) logValidation(client string, ch *challenge, outcome string) {
-	if ce := h.logger.Check(zapcore.InfoLevel, "otp validation"); ce != nil {
-		fields := []zap.Field{zap.String("client", client), zap.String("outcome", outcome)}
-		if ch != nil {
-			a, _ := parseAddress(ch.Address)
-			fields = append(fields, zap.String("address", a.masked()),
-				zap.String("challenge", ch.logID()), zap.Int("attempt", ch.Attempt+1))
-		}
-		ce.Write(fields...)
-	}
-}
-
-// sanitizeError is the error text a log line may carry. SMTP replies often
-// quote the recipient: it is masked like the address field. They never hold
-// the message body, so no code leaks through them.
-func sanitizeError(err error, addr address) string {
-	s := err.Error()
-	if addr.Domain == "" {
-		return s
-	}
-	s = strings.ReplaceAll(s, addr.String(), addr.masked())
-	return strings.ReplaceAll(s, addr.key(), addr.masked())
 }

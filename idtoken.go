@@ -5,17 +5,12 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"maps"
-	"net/http"
 	"slices"
-	"strings"
 	"time"
 
-	"github.com/caddyserver/caddy/v2"
 	"github.com/go-jose/go-jose/v4"
 	"github.com/go-jose/go-jose/v4/jwt"
 )
-
-const jwksSuffix = "/oauth2/metadata.jwks"
 
 // grantResult is what a successful validation knows about the person.
 type grantResult struct {
@@ -149,92 +144,4 @@ func randomID() string {
 	var b [16]byte
 	_, _ = rand.Read(b[:])
 	return base64.RawURLEncoding.EncodeToString(b[:])
-}
-
-// issuer is the configured issuer with placeholders replaced, or the
-// request's origin followed by the issuer path.
-func (h *Handler) issuer(r *http.Request) string { return resolveIssuer(r, h.Issuer, h.basePath) }
-
-// resolveIssuer is the one rule, shared by the handler and the gate, that
-// turns a configured issuer (placeholders allowed) or, when there is none,
-// the request's scheme and host plus basePath into the `iss` of this request.
-func resolveIssuer(r *http.Request, configured, basePath string) string {
-	if configured != "" {
-		if repl, ok := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer); ok {
-			return strings.TrimSuffix(repl.ReplaceAll(configured, ""), "/")
-		}
-		return strings.TrimSuffix(configured, "/")
-	}
-	scheme := "http"
-	if r.TLS != nil {
-		scheme = "https"
-	}
-	return scheme + "://" + r.Host + basePath
-}
-
-// discovery is the OpenID Provider metadata (OpenID Connect Discovery 1.0,
-// and RFC 8414 for the same document under oauth-authorization-server).
-type discovery struct {
-	Issuer                 string   `json:"issuer"`
-	TokenEndpoint          string   `json:"token_endpoint"`
-	JWKSURI                string   `json:"jwks_uri"`
-	GrantTypes             []string `json:"grant_types_supported"`
-	ResponseTypes          []string `json:"response_types_supported"`
-	SubjectTypes           []string `json:"subject_types_supported"`
-	TokenAuthMethods       []string `json:"token_endpoint_auth_methods_supported"`
-	TokenAuthAlgs          []string `json:"token_endpoint_auth_signing_alg_values_supported,omitempty"`
-	IDTokenAlgs            []string `json:"id_token_signing_alg_values_supported"`
-	Scopes                 []string `json:"scopes_supported"`
-	Claims                 []string `json:"claims_supported"`
-	UILocales              []string `json:"ui_locales_supported,omitempty"`
-	ClaimsParameterSupport bool     `json:"claims_parameter_supported"`
-	RevocationEndpoint     string   `json:"revocation_endpoint"`
-	RevocationAuthMethods  []string `json:"revocation_endpoint_auth_methods_supported"`
-	IntrospectionEndpoint  string   `json:"introspection_endpoint"`
-	IntrospectAuthMethods  []string `json:"introspection_endpoint_auth_methods_supported"`
-}
-
-func (h *Handler) serveDiscovery(w http.ResponseWriter, r *http.Request) {
-	iss := h.issuer(r)
-	origin := iss
-	if h.basePath != "" {
-		origin = strings.TrimSuffix(iss, h.basePath)
-	}
-	d := discovery{
-		Issuer:           iss,
-		TokenEndpoint:    origin + h.TokenPath,
-		JWKSURI:          iss + jwksSuffix,
-		GrantTypes:       []string{h.GrantType},
-		ResponseTypes:    []string{"none"},
-		SubjectTypes:     []string{"public"},
-		TokenAuthMethods: h.tokenAuthMethods(),
-		TokenAuthAlgs:    h.tokenAuthAlgs(),
-		IDTokenAlgs:      []string{string(h.keys.alg)},
-		Scopes:           h.scopes,
-		Claims: []string{"iss", "sub", "aud", "exp", "iat", "auth_time", "amr", "azp",
-			"session_index", "email", "email_verified", "nonce", h.Method + ".grant_type"},
-		UILocales: h.tmpl.locales(),
-	}
-	d.RevocationEndpoint, d.RevocationAuthMethods = iss+revokeSuffix, d.TokenAuthMethods
-	d.IntrospectionEndpoint, d.IntrospectAuthMethods = iss+introspectSuffix, d.TokenAuthMethods
-	w.Header().Set("Cache-Control", "public, max-age=300")
-	writeJSON(w, http.StatusOK, d)
-}
-
-func (h *Handler) serveJWKS(w http.ResponseWriter, _ *http.Request) {
-	w.Header().Set("Content-Type", "application/jwk-set+json")
-	w.Header().Set("Cache-Control", "public, max-age=300")
-	_, _ = w.Write(h.keys.jwks())
-}
-
-func writeJSON(w http.ResponseWriter, status int, v any) {
-	b, err := json.Marshal(v)
-	if err != nil {
-		status, b = http.StatusInternalServerError, []byte(`{"error":"server_error"}`)
-	}
-	if w.Header().Get("Content-Type") == "" {
-		w.Header().Set("Content-Type", "application/json")
-	}
-	w.WriteHeader(status)
-	_, _ = w.Write(b)
 }

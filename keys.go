@@ -39,37 +39,6 @@ var supportedAlgs = map[string]func() (crypto.Signer, error){
 	},
 }
 
-// signingKeys holds the handler's signers and the public keys the JWKS
-// publishes. The signers are live: each signs with the current key of the
-// ring, so they outlast rotations. kid, public and jwksJSON describe the
-// keys as loaded; jwks() and lookup (keyring.go) give the current ones.
-// The JWKS lists the current key first, then the other published keys of
-// the algorithm (replaced ones until their tokens have expired, a new one
-// before it signs), then the keys of the other algorithms still in storage,
-// so tokens signed before an algorithm change keep verifying.
-type signingKeys struct {
-	alg      jose.SignatureAlgorithm
-	kid      string
-	idSigner jose.Signer // typ JWT
-	atSigner jose.Signer // typ at+jwt (RFC 9068)
-	public   jose.JSONWebKeySet
-	jwksJSON []byte
-
-	// sessSigner signs the sign-in page's session cookie (typ session+jwt):
-	// its own typ keeps a session from passing as an access token, and the
-	// reverse, at the gate.
-	sessSigner jose.Signer
-
-	ring *keyRing
-}
-
-// loadSigningKeys reads the key from file, or loads or creates it in storage
-// under the storage lock, as Caddy's distributed STEK does; no rotation and
-// no refresh (the handler uses openKeys).
-func loadSigningKeys(ctx context.Context, storage certmagic.Storage, alg, file string) (*signingKeys, error) {
-	return openKeys(ctx, storage, keyOptions{alg: alg, file: file})
-}
-
 func signingKeyName(alg string) string { return "signing-" + strings.ToLower(alg) + ".pem" }
 
 // newJWK wraps a private key with its RFC 7638 thumbprint as kid.
@@ -184,4 +153,69 @@ func loadOrCreate[T any](ctx context.Context, storage certmagic.Storage, name st
 		return zero, fmt.Errorf("%s: %w", key, err)
 	}
 	return v, nil
+}
+
+func parseKeyFor(pemBytes []byte, alg string) (*jose.JSONWebKey, error) {
+	k, err := parsePrivateKey(pemBytes)
+	if err != nil {
+		return nil, err
+	}
+	if err := keyFitsAlg(k, alg); err != nil {
+		return nil, err
+	}
+	return newJWK(k, alg)
+}
+
+// parseVerificationKey reads a PEM public key (PKIX or PKCS#1) or private
+// key (as email_otp's signing_key_file) and returns its public JWK, with
+// the algorithm its type implies and the RFC 7638 thumbprint as kid, as
+// email_otp names it.
+func parseVerificationKey(pemBytes []byte) (jose.JSONWebKey, error) {
+	var none jose.JSONWebKey
+	block, _ := pem.Decode(pemBytes)
+	if block == nil {
+		return none, errors.New("no PEM block found")
+	}
+	var (
+		pub any
+		err error
+	)
+	switch block.Type {
+	case "PUBLIC KEY":
+		pub, err = x509.ParsePKIXPublicKey(block.Bytes)
+	case "RSA PUBLIC KEY":
+		pub, err = x509.ParsePKCS1PublicKey(block.Bytes)
+	default:
+		var priv crypto.Signer
+		if priv, err = parsePrivateKey(pemBytes); err == nil {
+			pub = priv.Public()
+		}
+	}
+	if err != nil {
+		return none, err
+	}
+	var alg string
+	switch p := pub.(type) {
+	case *rsa.PublicKey:
+		if p.N.BitLen() < 2048 {
+			return none, fmt.Errorf("RSA key of %d bits: at least 2048 required", p.N.BitLen())
+		}
+		alg = "RS256"
+	case *ecdsa.PublicKey:
+		if p.Curve != elliptic.P256() {
+			return none, fmt.Errorf("ECDSA key on %s: only P-256 (ES256) is supported", p.Curve.Params().Name)
+		}
+		alg = "ES256"
+	case ed25519.PublicKey:
+		alg = "EdDSA"
+	default:
+		return none, fmt.Errorf("unsupported key type %T", pub)
+	}
+	jwk := jose.JSONWebKey{Key: pub, Algorithm: alg, Use: "sig"}
+	tp, err := jwk.Thumbprint(crypto.SHA256)
+	if err != nil {
+		return none, err
+	}
+	jwk.KeyID = base64.RawURLEncoding.EncodeToString(tp)
+	return jwk, nil
 }

@@ -278,3 +278,9 @@ func TestKeyFileEndToEnd(t *testing.T) {
 		})
 	}
 }
+
+// loadSigningKeys reads the key from file, or loads or creates it in storage,
+// with no rotation and no refresh: the keys as a test needs them.
+func loadSigningKeys(ctx context.Context, storage certmagic.Storage, alg, file string) (*signingKeys, error) {
+	return openKeys(ctx, storage, keyOptions{alg: alg, file: file})
+}

@@ -18,9 +18,6 @@ type ledger interface {
 	consume(ctx context.Context, key string, expires time.Time) (bool, error)
 }
 
-// now is the clock of the ledgers and limiters; tests replace it.
-var now = time.Now
-
 // ledgers holds, across config reloads, the process's memory ledger and each
 // storage ledger's sweeper, so a reload neither forgets used references nor
 // leaks goroutines.

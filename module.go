@@ -8,15 +8,16 @@
 package emailotp
 
 import (
+	"context"
 	"fmt"
 	"net/http"
-	"path"
 	"strings"
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+	"github.com/caddyserver/certmagic"
 	"go.uber.org/zap"
 )
 
@@ -134,13 +135,9 @@ type Handler struct {
 	basePath  string
 	clients   map[string]*Client
 	keys      *signingKeys
-	refs      *sealer
-	ledger    ledger
+	core      *otp
 	ledgerKey string
-	mailer    *mailer
-	tmpl      *templateSet
-	limiter   *limiter
-	metrics   *metrics
+	signIn    *signIn
 	scopes    []string
 	revoked   *revocationList
 	revKey    string
@@ -185,31 +182,34 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	if err != nil {
 		return fmt.Errorf("reference key: %w", err)
 	}
-	if h.refs, err = newSealer(refKey); err != nil {
+	o := &otp{codeLength: h.CodeLength, ttl: time.Duration(h.OTPTimeout), maxAttempts: h.MaxAttempts, logger: h.logger}
+	h.core = o
+	if o.refs, err = newSealer(refKey); err != nil {
 		return err
 	}
-	if h.tmpl, err = newTemplateSet(h.Template); err != nil {
+	if o.tmpl, err = newTemplateSet(h.Template); err != nil {
 		return err
 	}
-	if h.mailer, err = newMailer(h.SMTP, repl); err != nil {
+	if o.mailer, err = newMailer(h.SMTP, repl); err != nil {
 		return err
 	}
-	if h.ledger, h.ledgerKey, err = openLedger(ctx, h.Ledger); err != nil {
+	if o.ledger, h.ledgerKey, err = openLedger(ctx, h.Ledger); err != nil {
 		return err
 	}
-	if h.limiter, err = newLimiter(h.Limits, storage, h.logger); err != nil {
+	if o.limiter, err = newLimiter(h.Limits, storage, h.logger); err != nil {
 		return err
 	}
-	if h.metrics, err = registerMetrics(ctx.GetMetricsRegistry()); err != nil {
+	if o.metrics, err = registerMetrics(ctx.GetMetricsRegistry()); err != nil {
 		return err
 	}
 	if h.revoked, h.revKey, err = openRevocations(storage, h.logger, 0); err != nil {
 		return err
 	}
 	if h.SignIn != nil {
-		if err := h.SignIn.provision(h); err != nil {
+		if err := h.SignIn.provision(h.Clients, h.clients, o.tmpl.locales()); err != nil {
 			return err
 		}
+		h.signIn = &signIn{cfg: h.SignIn, core: o, keys: h.keys, logger: h.logger, issuer: h.issuer}
 	}
 	return nil
 }
@@ -244,24 +244,6 @@ func (h *Handler) fillDefaults() {
 	}
 	h.basePath = issuerPath(h.Issuer, h.TokenPath)
 	h.scopes = []string{"openid", "email"}
-}
-
-// issuerPath is the path part of the issuer, under which the discovery
-// document and the JWKS are served.
-func issuerPath(issuer, tokenPath string) string {
-	if issuer != "" {
-		if i := strings.Index(issuer, "://"); i >= 0 {
-			rest := issuer[i+3:]
-			if j := strings.IndexByte(rest, '/'); j >= 0 {
-				return strings.TrimSuffix(rest[j:], "/")
-			}
-			return ""
-		}
-	}
-	if p, ok := strings.CutSuffix(tokenPath, "/oauth2/token"); ok {
-		return p
-	}
-	return strings.TrimSuffix(path.Dir(tokenPath), "/")
 }
 
 // Validate checks the configuration without side effects.
@@ -330,10 +312,12 @@ func (h *Handler) Cleanup() error {
 		_, _ = revocationLists.Delete(h.revKey)
 		h.revKey = ""
 	}
-	if h.limiter != nil {
-		h.limiter.release()
+	if h.core != nil {
+		if h.core.limiter != nil {
+			h.core.limiter.release()
+		}
+		h.core.mailer.close()
 	}
-	h.mailer.close()
 	h.keys.close()
 	return nil
 }
@@ -341,7 +325,7 @@ func (h *Handler) Cleanup() error {
 // ServeHTTP answers the token endpoint for this grant and the published
 // documents; everything else goes to next.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
-	if h.SignIn != nil && h.serveSignIn(w, r) {
+	if h.signIn != nil && h.signIn.serveSignIn(w, r) {
 		return nil
 	}
 	switch r.URL.Path {
@@ -381,3 +365,45 @@ var (
 	_ caddyhttp.MiddlewareHandler = (*Handler)(nil)
 	_ caddyfile.Unmarshaler       = (*Handler)(nil)
 )
+
+// longestLifetime is the longest validity of anything the handler signs:
+// its tokens and, with a sign-in page, its session cookies.
+func (h *Handler) longestLifetime() time.Duration {
+	life := time.Duration(h.TokenLifetime)
+	if h.SignIn != nil {
+		life = max(life, time.Duration(h.SignIn.withDefaults(h.Clients).SessionLifetime))
+	}
+	return life
+}
+
+// validateKeys checks key_rotation and previous_signing_key_file.
+func (h *Handler) validateKeys() error {
+	if h.PreviousSigningKeyFile != "" && h.SigningKeyFile == "" {
+		return fmt.Errorf("previous_signing_key_file needs signing_key_file")
+	}
+	if h.KeyRotation == 0 {
+		return nil
+	}
+	if h.SigningKeyFile != "" {
+		return fmt.Errorf("key_rotation: a signing_key_file is rotated by its operator (move it to previous_signing_key_file)")
+	}
+	least := max(minKeyRotation, h.longestLifetime())
+	if time.Duration(h.KeyRotation) < least {
+		return fmt.Errorf("key_rotation %s: at least %s (1h, and the longest token or session lifetime)",
+			time.Duration(h.KeyRotation), least)
+	}
+	return nil
+}
+
+// openKeys loads the handler's keys and starts following storage.
+func (h *Handler) openKeys(ctx context.Context, storage certmagic.Storage) (*signingKeys, error) {
+	return openKeys(ctx, storage, keyOptions{
+		alg:      h.SigningAlg,
+		file:     h.SigningKeyFile,
+		prevFile: h.PreviousSigningKeyFile,
+		period:   time.Duration(h.KeyRotation),
+		retain:   h.longestLifetime() + keyRetireLeeway,
+		logger:   h.logger,
+		follow:   true,
+	})
+}

@@ -3,7 +3,6 @@ package emailotp
 import (
 	"errors"
 	"fmt"
-	"net/http"
 	"net/netip"
 	"strings"
 	"time"
@@ -144,23 +143,15 @@ func newLimiter(rl *RateLimits, storage certmagic.Storage, logger *zap.Logger) (
 func (l *limiter) release() { _, _ = counterPool.Delete(counterPoolKey) }
 
 // allow counts one code for the client, the address and the user IP (if
-// known). Either all counters move or none does; a refusal names the scope.
-func (l *limiter) allow(client, addrKey, userIP string) (string, *oauthError) {
+// known). Either all counters move or none does; a refusal names the scope
+// and how long until its window ends. An empty scope allows.
+func (l *limiter) allow(client, addrKey, userIP string) (scope string, retryAfter time.Duration) {
 	checks := make([]check, 0, 3)
 	checks = append(checks, check{"address", "a:" + foldTag(addrKey), l.address}, check{"client", "c:" + client, l.client})
 	if userIP != "" {
 		checks = append(checks, check{"user_ip", "i:" + userIP, l.userIP})
 	}
-	scope, wait := l.state.take(checks)
-	if scope == "" {
-		return "", nil
-	}
-	return scope, &oauthError{
-		status:      http.StatusTooManyRequests,
-		Code:        "slow_down",
-		Description: "rate limit per " + scope + " reached",
-		retryAfter:  wait,
-	}
+	return l.state.take(checks)
 }
 
 // foldTag counts one mailbox however its local part is +tagged: the key of
@@ -244,21 +235,6 @@ type check struct {
 	scope string
 	key   string
 	limit Limit
-}
-
-// userIP is the end user's IP passed by a client trusted to pass it; empty
-// when unknown. A malformed value is refused rather than ignored, so a
-// misconfigured client notices.
-func (h *Handler) userIP(_ *http.Request, req *tokenRequest) (string, *oauthError) {
-	p := req.client.PassUserIPParam
-	if p == "" || !req.form.Has(p) {
-		return "", nil
-	}
-	ip, err := netip.ParseAddr(req.get(p))
-	if err != nil {
-		return "", errInvalidRequest("%s is not an IP address", p)
-	}
-	return ipKey(ip), nil
 }
 
 // ipKey groups IPv6 addresses by /64, the block one subscriber usually holds.

@@ -33,25 +33,25 @@ func TestLimiterWindows(t *testing.T) {
 	})
 	l.state.m = make(map[string]*window) // isolated from other tests
 
-	if s, e := l.allow("c", "a@x.com", ""); e != nil {
+	if s, _ := l.allow("c", "a@x.com", ""); s != "" {
 		t.Fatalf("first: %s", s)
 	}
-	if s, e := l.allow("c", "a@x.com", ""); e != nil {
+	if s, _ := l.allow("c", "a@x.com", ""); s != "" {
 		t.Fatalf("second: %s", s)
 	}
 	s, e := l.allow("c", "a@x.com", "")
-	if s != "address" || e.status != http.StatusTooManyRequests || e.retryAfter != time.Minute {
+	if s != "address" || e != time.Minute || sendError(&limitedError{Scope: s, RetryAfter: e}).status != http.StatusTooManyRequests {
 		t.Fatalf("third to one address: %q %+v", s, e)
 	}
 	// The refused request did not count against the client.
-	if _, e := l.allow("c", "b@x.com", ""); e != nil {
+	if s, _ := l.allow("c", "b@x.com", ""); s != "" {
 		t.Fatal("client counted a refused request")
 	}
 	if s, _ := l.allow("c", "d@x.com", ""); s != "client" {
 		t.Fatalf("client limit: %q", s)
 	}
 	// Per user IP: IPv6 addresses of one /64 count together.
-	if _, e := l.allow("c2", "e@x.com", ipKey(mustAddr("2001:db8::1"))); e != nil {
+	if s, _ := l.allow("c2", "e@x.com", ipKey(mustAddr("2001:db8::1"))); s != "" {
 		t.Fatal("first from an IP")
 	}
 	if s, _ := l.allow("c2", "f@x.com", ipKey(mustAddr("2001:db8::ffff"))); s != "user_ip" {
@@ -59,7 +59,7 @@ func TestLimiterWindows(t *testing.T) {
 	}
 	// A window ends.
 	clock = base.Add(61 * time.Second)
-	if _, e := l.allow("c", "a@x.com", ""); e != nil {
+	if s, _ := l.allow("c", "a@x.com", ""); s != "" {
 		t.Fatal("window did not end")
 	}
 }
@@ -67,7 +67,7 @@ func TestLimiterWindows(t *testing.T) {
 func TestLimiterOff(t *testing.T) {
 	l := testLimiter(t, &RateLimits{PerAddress: &Limit{Count: -1}, PerClient: &Limit{Count: -1}})
 	for i := range 50 {
-		if s, e := l.allow("off-client", "same@x.com", ""); e != nil {
+		if s, _ := l.allow("off-client", "same@x.com", ""); s != "" {
 			t.Fatalf("request %d refused by %s", i, s)
 		}
 	}

@@ -1,6 +1,7 @@
 package emailotp
 
 import (
+	"errors"
 	"fmt"
 	"net/http"
 	"net/netip"
@@ -26,9 +27,8 @@ const (
 
 // serveSignIn answers every request under the sign-in path and reports
 // whether the request was one.
-func (h *Handler) serveSignIn(w http.ResponseWriter, r *http.Request) bool {
-	s := h.SignIn
-	rest, ok := strings.CutPrefix(r.URL.Path, s.Path)
+func (si *signIn) serveSignIn(w http.ResponseWriter, r *http.Request) bool {
+	rest, ok := strings.CutPrefix(r.URL.Path, si.cfg.Path)
 	if !ok || (rest != "" && rest[0] != '/') {
 		return false
 	}
@@ -36,123 +36,105 @@ func (h *Handler) serveSignIn(w http.ResponseWriter, r *http.Request) bool {
 	post := r.Method == http.MethodPost
 	switch {
 	case (rest == "" || rest == "/") && get:
-		h.signInForm(w, r)
+		si.signInForm(w, r)
 	case rest == "/start" && post:
-		h.signInStart(w, r)
+		si.signInStart(w, r)
 	case rest == "/verify" && post:
-		h.signInVerify(w, r)
+		si.signInVerify(w, r)
 	case rest == "/signout" && (get || post):
-		h.signOut(w, r)
+		si.signOut(w, r)
 	case rest == "/style.css" && get:
 		serveStyle(w)
 	case rest == "" || rest == "/" || rest == "/style.css":
 		w.Header().Set("Allow", "GET, HEAD")
-		h.renderStatus(w, r, http.StatusMethodNotAllowed)
+		si.renderStatus(w, r, http.StatusMethodNotAllowed)
 	case rest == "/signout":
 		w.Header().Set("Allow", "GET, HEAD, POST")
-		h.renderStatus(w, r, http.StatusMethodNotAllowed)
+		si.renderStatus(w, r, http.StatusMethodNotAllowed)
 	case rest == "/start" || rest == "/verify":
 		w.Header().Set("Allow", "POST")
-		h.renderStatus(w, r, http.StatusMethodNotAllowed)
+		si.renderStatus(w, r, http.StatusMethodNotAllowed)
 	default:
-		h.renderStatus(w, r, http.StatusNotFound)
+		si.renderStatus(w, r, http.StatusNotFound)
 	}
 	return true
 }
 
 // signInForm shows the address form, or who is signed in when the browser
 // already holds a valid session.
-func (h *Handler) signInForm(w http.ResponseWriter, r *http.Request) {
-	p := h.newPage(w, r, safeReturn(r.URL.Query().Get(fieldReturn)))
-	if addr, ok := h.signedIn(r); ok {
+func (si *signIn) signInForm(w http.ResponseWriter, r *http.Request) {
+	p := si.newPage(w, r, safeReturn(r.URL.Query().Get(fieldReturn)))
+	if addr, ok := si.signedIn(r); ok {
 		p.View, p.Email = viewSignedIn, addr
 	}
-	h.render(w, http.StatusOK, p)
+	si.render(w, http.StatusOK, p)
 }
 
 // signedIn returns the address of the browser's session, if it holds a
 // valid one.
-func (h *Handler) signedIn(r *http.Request) (string, bool) {
-	c, err := r.Cookie(h.SignIn.Cookie)
+func (si *signIn) signedIn(r *http.Request) (string, bool) {
+	c, err := r.Cookie(si.cfg.Cookie)
 	if err != nil {
 		return "", false
 	}
-	addr, err := h.keys.verifySession(c.Value, h.issuer(r), now())
+	addr, err := si.keys.verifySession(c.Value, si.issuer(r), now())
 	return addr, err == nil
 }
 
 // signInStart mails a code to the address typed and shows the code form,
 // which carries the sealed reference in a hidden field.
-func (h *Handler) signInStart(w http.ResponseWriter, r *http.Request) {
-	form, p, ok := h.readPost(w, r)
+func (si *signIn) signInStart(w http.ResponseWriter, r *http.Request) {
+	form, p, ok := si.readPost(w, r)
 	if !ok {
 		return
 	}
-	s := h.SignIn
 	email := strings.TrimSpace(first(form, fieldEmail))
 	p.Email = email
 	addr, err := parseAddress(email)
 	if err != nil {
 		p.Error = p.T.ErrAddress
-		h.render(w, http.StatusBadRequest, p)
+		si.render(w, http.StatusBadRequest, p)
 		return
 	}
-	if !s.client.allows(addr.Domain) {
-		h.logChallenge(s.client.ID, addr, "", "domain_refused", nil)
+	res, err := si.core.send(r.Context(), sendRequest{client: si.cfg.client, addr: addr, userIP: clientIP(r), uiLocales: uiLocales(r)})
+	var lim *limitedError
+	switch {
+	case errors.Is(err, errDomainRefused):
 		p.Error = p.T.ErrDomain
-		h.render(w, http.StatusForbidden, p)
+		si.render(w, http.StatusForbidden, p)
 		return
-	}
-	if scope, oerr := h.limiter.allow(s.client.ID, addr.key(), clientIP(r)); oerr != nil {
-		h.metrics.rateLimited(s.client.ID, scope)
-		h.logChallenge(s.client.ID, addr, "", "rate_limited", nil)
-		w.Header().Set("Retry-After", fmt.Sprint(int((oerr.retryAfter+time.Second-1)/time.Second)))
+	case errors.As(err, &lim):
+		w.Header().Set("Retry-After", fmt.Sprint(int((lim.RetryAfter+time.Second-1)/time.Second)))
 		p.Error = p.T.ErrRateLimit
-		h.render(w, http.StatusTooManyRequests, p)
+		si.render(w, http.StatusTooManyRequests, p)
 		return
-	}
-
-	code := newCode(h.CodeLength)
-	ch := h.refs.newChallenge(s.client.ID, addr.String(), "", code, now(), time.Duration(h.OTPTimeout))
-	out, err := h.tmpl.pick(uiLocales(r)).render(addr.String(), code, "", "")
-	if err == nil {
-		start := time.Now()
-		err = h.mailer.send(r.Context(), out)
-		h.metrics.sent(s.client.ID, time.Since(start), err)
-		if err != nil {
-			h.logChallenge(s.client.ID, addr, ch.logID(), "smtp_failed", err)
-			status, msg := http.StatusServiceUnavailable, p.T.ErrMail
-			if oerr := classifySendError(err); oerr.status == http.StatusBadRequest {
-				status, msg = http.StatusBadRequest, p.T.ErrRefused
-			} else {
-				w.Header().Set("Retry-After", "30")
-			}
-			p.Error = msg
-			h.render(w, status, p)
-			return
-		}
-	} else {
-		h.logChallenge(s.client.ID, addr, ch.logID(), "template_error", err)
+	case errors.Is(err, errMailRefused):
+		p.Error = p.T.ErrRefused
+		si.render(w, http.StatusBadRequest, p)
+		return
+	case errors.Is(err, errMailUnavailable):
+		w.Header().Set("Retry-After", "30")
 		p.Error = p.T.ErrMail
-		h.render(w, http.StatusServiceUnavailable, p)
+		si.render(w, http.StatusServiceUnavailable, p)
+		return
+	case err != nil: // the template could not be rendered
+		p.Error = p.T.ErrMail
+		si.render(w, http.StatusServiceUnavailable, p)
 		return
 	}
-	h.metrics.challenge(s.client.ID)
-	h.logChallenge(s.client.ID, addr, ch.logID(), "sent", nil)
-	p.View, p.Email, p.Reference = viewCode, addr.String(), h.refs.seal(ch)
-	h.render(w, http.StatusOK, p)
+	p.View, p.Email, p.Reference = viewCode, addr.String(), res.reference
+	si.render(w, http.StatusOK, p)
 }
 
 // signInVerify checks the code against the reference, as the grant's
 // validation does: every attempt consumes its reference, a wrong code gets a
 // fresh one until max_attempts, and a right code sets the session cookie and
 // redirects to the return path.
-func (h *Handler) signInVerify(w http.ResponseWriter, r *http.Request) {
-	form, p, ok := h.readPost(w, r)
+func (si *signIn) signInVerify(w http.ResponseWriter, r *http.Request) {
+	form, p, ok := si.readPost(w, r)
 	if !ok {
 		return
 	}
-	s := h.SignIn
 	ref := first(form, fieldReference)
 	code := strings.Map(func(r rune) rune {
 		if r == ' ' || r == '-' || r == '\t' {
@@ -161,49 +143,48 @@ func (h *Handler) signInVerify(w http.ResponseWriter, r *http.Request) {
 		return r
 	}, first(form, fieldCode))
 
-	ch, err := h.refs.open(ref)
-	if err != nil || ch.ClientID != s.client.ID {
-		h.logValidation(s.client.ID, nil, "bad_reference")
-		h.metrics.validated(s.client.ID, "bad_reference")
-		p.Error = p.T.ErrStale
-		h.render(w, http.StatusBadRequest, p)
-		return
-	}
-	p.Email = ch.Address
-	if !isDigits(code) || len(code) < 6 || len(code) > 12 {
-		// Not an attempt: the same reference stays usable.
-		p.View, p.Reference, p.Error = viewCode, ref, p.T.ErrCodeFormat
-		h.render(w, http.StatusBadRequest, p)
-		return
-	}
-	t := now()
-	outcome, next, err := h.attempt(r.Context(), s.client.ID, ch, code, t)
+	res, err := si.core.check(r.Context(), checkRequest{client: si.cfg.client, reference: ref, code: code})
 	switch {
+	case errors.Is(err, errBadReference) || errors.Is(err, errWrongClient):
+		p.Error = p.T.ErrStale
+		si.render(w, http.StatusBadRequest, p)
+		return
+	case errors.Is(err, errCodeFormat):
+		// Not an attempt: the same reference stays usable.
+		p.Email = res.address
+		p.View, p.Reference, p.Error = viewCode, ref, p.T.ErrCodeFormat
+		si.render(w, http.StatusBadRequest, p)
+		return
 	case err != nil:
+		p.Email = res.address
 		w.Header().Set("Retry-After", "5")
 		p.View, p.Reference, p.Error = viewCode, ref, p.T.ErrUnavailable
-		h.render(w, http.StatusServiceUnavailable, p)
+		si.render(w, http.StatusServiceUnavailable, p)
 		return
-	case outcome == outcomeInvalid:
-		p.View, p.Reference, p.Error = viewCode, next, p.T.ErrCode
-		h.render(w, http.StatusBadRequest, p)
+	}
+	p.Email = res.address
+	switch res.outcome {
+	case outcomeOK:
+	case outcomeInvalid:
+		p.View, p.Reference, p.Error = viewCode, res.next, p.T.ErrCode
+		si.render(w, http.StatusBadRequest, p)
 		return
-	case outcome != outcomeOK: // expired, exhausted, replayed: only a new code helps
+	default: // expired, exhausted, replayed: only a new code helps
 		p.Error = p.T.ErrStale
-		h.render(w, http.StatusBadRequest, p)
+		si.render(w, http.StatusBadRequest, p)
 		return
 	}
 
-	token, err := h.mintSession(r, ch.Address, t)
+	token, err := si.mintSession(r, res.address, res.authTime)
 	if err != nil {
-		h.logger.Error("signing the session failed", zap.String("client", s.client.ID), zap.Error(err))
+		si.logger.Error("signing the session failed", zap.String("client", si.cfg.client.ID), zap.Error(err))
 		w.Header().Set("Retry-After", "5")
 		p.Error = p.T.ErrUnavailable
-		h.render(w, http.StatusServiceUnavailable, p)
+		si.render(w, http.StatusServiceUnavailable, p)
 		return
 	}
-	http.SetCookie(w, h.sessionCookie(r, token, int(time.Duration(s.SessionLifetime)/time.Second)))
-	h.redirect(w, p)
+	http.SetCookie(w, si.sessionCookie(r, token, int(time.Duration(si.cfg.SessionLifetime)/time.Second)))
+	si.redirect(w, p)
 }
 
 // signOut ends the session. Only a POST with the CSRF token does: a GET,
@@ -212,25 +193,25 @@ func (h *Handler) signInVerify(w http.ResponseWriter, r *http.Request) {
 // request can sign a person out. After the POST the browser goes to the
 // return path if the sign-out page was opened with one, else it sees that
 // the session ended.
-func (h *Handler) signOut(w http.ResponseWriter, r *http.Request) {
+func (si *signIn) signOut(w http.ResponseWriter, r *http.Request) {
 	if r.Method != http.MethodPost {
-		h.signOutForm(w, r)
+		si.signOutForm(w, r)
 		return
 	}
-	form, p, ok := h.readPost(w, r)
+	form, p, ok := si.readPost(w, r)
 	if !ok {
 		return
 	}
-	http.SetCookie(w, h.sessionCookie(r, "", -1))
-	if ce := h.logger.Check(zap.InfoLevel, "signin session"); ce != nil {
-		ce.Write(zap.String("client", h.SignIn.client.ID), zap.String("outcome", "signed_out"))
+	http.SetCookie(w, si.sessionCookie(r, "", -1))
+	if ce := si.logger.Check(zap.InfoLevel, "signin session"); ce != nil {
+		ce.Write(zap.String("client", si.cfg.client.ID), zap.String("outcome", "signed_out"))
 	}
 	if first(form, fieldRedirect) == "1" {
-		h.redirect(w, p)
+		si.redirect(w, p)
 		return
 	}
 	p.View = viewSignedOut
-	h.render(w, http.StatusOK, p)
+	si.render(w, http.StatusOK, p)
 }
 
 // signOutForm answers GET <path>/signout, the target of an application's
@@ -238,23 +219,23 @@ func (h *Handler) signOut(w http.ResponseWriter, r *http.Request) {
 // button (a form that carries the CSRF token and the return path); without
 // one there is nothing to end, so it goes straight to the return path, or
 // says the browser is signed out. It never changes a cookie but the CSRF one.
-func (h *Handler) signOutForm(w http.ResponseWriter, r *http.Request) {
+func (si *signIn) signOutForm(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
-	p := h.newPage(w, r, safeReturn(q.Get(fieldReturn)))
+	p := si.newPage(w, r, safeReturn(q.Get(fieldReturn)))
 	p.Redirect = q.Has(fieldReturn)
-	if addr, ok := h.signedIn(r); ok {
+	if addr, ok := si.signedIn(r); ok {
 		p.View, p.Email = viewSignOut, addr
 	} else if p.Redirect {
-		h.redirect(w, p)
+		si.redirect(w, p)
 		return
 	} else {
 		p.View = viewSignedOut
 	}
-	h.render(w, http.StatusOK, p)
+	si.render(w, http.StatusOK, p)
 }
 
 // redirect sends the browser to the page's (sanitized) return path.
-func (h *Handler) redirect(w http.ResponseWriter, p *page) {
+func (si *signIn) redirect(w http.ResponseWriter, p *page) {
 	setPageHeaders(w, p.Lang)
 	w.Header().Set("Location", p.Return)
 	w.WriteHeader(http.StatusSeeOther)
@@ -262,22 +243,22 @@ func (h *Handler) redirect(w http.ResponseWriter, p *page) {
 
 // readPost reads a sign-in form post and checks its CSRF token. When it
 // reports false it has already answered.
-func (h *Handler) readPost(w http.ResponseWriter, r *http.Request) (url.Values, *page, bool) {
+func (si *signIn) readPost(w http.ResponseWriter, r *http.Request) (url.Values, *page, bool) {
 	r.Body = http.MaxBytesReader(w, r.Body, maxBodyBytes)
 	err := r.ParseForm()
-	p := h.newPage(w, r, safeReturn(first(r.PostForm, fieldReturn)))
+	p := si.newPage(w, r, safeReturn(first(r.PostForm, fieldReturn)))
 	if err != nil {
 		p.View, p.Error = viewFailed, p.T.ErrForm
-		h.render(w, http.StatusBadRequest, p)
+		si.render(w, http.StatusBadRequest, p)
 		return nil, nil, false
 	}
-	if why := csrfProblem(r, h.csrfCookieName(r), first(r.PostForm, fieldCSRF)); why != "" {
-		if ce := h.logger.Check(zap.InfoLevel, "signin refused"); ce != nil {
-			ce.Write(zap.String("client", h.SignIn.client.ID), zap.String("outcome", "csrf"),
+	if why := csrfProblem(r, si.csrfCookieName(r), first(r.PostForm, fieldCSRF)); why != "" {
+		if ce := si.logger.Check(zap.InfoLevel, "signin refused"); ce != nil {
+			ce.Write(zap.String("client", si.cfg.client.ID), zap.String("outcome", "csrf"),
 				zap.String("reason", why), zap.String("path", r.URL.Path))
 		}
 		p.View, p.Error = viewFailed, p.T.ErrCSRF
-		h.render(w, http.StatusForbidden, p)
+		si.render(w, http.StatusForbidden, p)
 		return nil, nil, false
 	}
 	return r.PostForm, p, true

@@ -2,11 +2,12 @@ package emailotp
 
 import (
 	"fmt"
+	"go.uber.org/zap"
+	"net/http"
 	"strings"
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
-	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 )
 
 // DefaultSessionLifetime is how long a sign-in session lasts. The path and
@@ -112,51 +113,22 @@ func validCookieName(n string) bool {
 
 // provision fills the defaults in place and binds the client and the page
 // languages; it runs after the clients and the mail templates are ready.
-func (s *SignInConfig) provision(h *Handler) error {
-	*s = s.withDefaults(h.Clients)
-	s.client = h.clients[s.Client]
+func (s *SignInConfig) provision(clients []*Client, byID map[string]*Client, templateLocales []string) error {
+	*s = s.withDefaults(clients)
+	s.client = byID[s.Client]
 	if s.client == nil {
 		return fmt.Errorf("signin: client %q is not configured", s.Client)
 	}
-	s.pages = newPageLocales(h.tmpl.locales())
+	s.pages = newPageLocales(templateLocales)
 	return nil
 }
 
-// unmarshal reads the signin block. Syntax:
-//
-//	signin [<path>] {
-//		path             <path>
-//		cookie           <name>
-//		session_lifetime <duration>
-//		client           <client id>
-//		title            <text>
-//	}
-func (s *SignInConfig) unmarshal(d *caddyfile.Dispenser) error {
-	if d.NextArg() {
-		s.Path = d.Val()
-		if d.NextArg() {
-			return d.ArgErr()
-		}
-	}
-	for nesting := d.Nesting(); d.NextBlock(nesting); {
-		var err error
-		switch d.Val() {
-		case "path":
-			err = oneArg(d, &s.Path)
-		case "cookie":
-			err = oneArg(d, &s.Cookie)
-		case "session_lifetime":
-			err = durationArg(d, &s.SessionLifetime)
-		case "client":
-			err = oneArg(d, &s.Client)
-		case "title":
-			err = oneArg(d, &s.Title)
-		default:
-			return d.Errf("signin: unknown subdirective %q", d.Val())
-		}
-		if err != nil {
-			return err
-		}
-	}
-	return nil
+// signIn is the browser sign-in page: an adapter between HTML forms and the
+// core, which sets a session cookie for email_otp_gate.
+type signIn struct {
+	cfg    *SignInConfig
+	core   *otp
+	keys   *signingKeys
+	logger *zap.Logger
+	issuer func(*http.Request) string
 }

@@ -45,8 +45,8 @@ func newCSRFToken() string {
 // csrfCookieName is the double-submit cookie's name. Over TLS it takes the
 // __Host- prefix, so the browser only accepts it from this very host with
 // Path=/ and Secure: a sibling subdomain cannot plant a token of its choosing.
-func (h *Handler) csrfCookieName(r *http.Request) string {
-	n := h.SignIn.Cookie + "_csrf"
+func (si *signIn) csrfCookieName(r *http.Request) string {
+	n := si.cfg.Cookie + "_csrf"
 	if r.TLS != nil {
 		n = "__Host-" + n
 	}
@@ -56,8 +56,8 @@ func (h *Handler) csrfCookieName(r *http.Request) string {
 // csrfToken returns the browser's token, setting a new one when the browser
 // has none: a random value in a SameSite=Strict, HttpOnly cookie that every
 // form repeats in a hidden field.
-func (h *Handler) csrfToken(w http.ResponseWriter, r *http.Request) string {
-	name := h.csrfCookieName(r)
+func (si *signIn) csrfToken(w http.ResponseWriter, r *http.Request) string {
+	name := si.csrfCookieName(r)
 	if c, err := r.Cookie(name); err == nil && validCSRFToken(c.Value) {
 		return c.Value
 	}

@@ -59,31 +59,30 @@ type page struct {
 
 // newPage starts a page in the request's language, with the browser's CSRF
 // token (set now if it has none) and the sanitized return path.
-func (h *Handler) newPage(w http.ResponseWriter, r *http.Request, ret string) *page {
-	s := h.SignIn
-	tag, txt := s.pages.pick(r.Header.Get("Accept-Language"))
-	title := s.Title
+func (si *signIn) newPage(w http.ResponseWriter, r *http.Request, ret string) *page {
+	tag, txt := si.cfg.pages.pick(r.Header.Get("Accept-Language"))
+	title := si.cfg.Title
 	if title == "" {
 		title = txt.SignIn
 	}
-	minutes := int((time.Duration(h.OTPTimeout) + time.Minute - 1) / time.Minute)
+	minutes := int((si.core.ttl + time.Minute - 1) / time.Minute)
 	return &page{
 		Lang:      tag.String(),
 		T:         txt,
 		Title:     title,
-		Base:      s.Path,
+		Base:      si.cfg.Path,
 		View:      viewAddress,
-		CSRF:      h.csrfToken(w, r),
+		CSRF:      si.csrfToken(w, r),
 		Return:    ret,
 		CodeValid: fmt.Sprintf(txt.CodeValid, minutes),
 	}
 }
 
 // render writes the page with the headers every sign-in answer carries.
-func (h *Handler) render(w http.ResponseWriter, status int, p *page) {
+func (si *signIn) render(w http.ResponseWriter, status int, p *page) {
 	var buf bytes.Buffer
 	if err := signinPage.Execute(&buf, p); err != nil {
-		h.logger.Error("rendering the sign-in page failed", zap.Error(err))
+		si.logger.Error("rendering the sign-in page failed", zap.Error(err))
 		http.Error(w, http.StatusText(http.StatusInternalServerError), http.StatusInternalServerError)
 		return
 	}
@@ -95,13 +94,13 @@ func (h *Handler) render(w http.ResponseWriter, status int, p *page) {
 
 // renderStatus answers 404 or 405 under the sign-in path with a page that
 // leads back to the form.
-func (h *Handler) renderStatus(w http.ResponseWriter, r *http.Request, status int) {
-	p := h.newPage(w, r, "/")
+func (si *signIn) renderStatus(w http.ResponseWriter, r *http.Request, status int) {
+	p := si.newPage(w, r, "/")
 	p.View, p.Error = viewFailed, p.T.ErrNotFound
 	if status == http.StatusMethodNotAllowed {
 		p.Error = p.T.ErrMethod
 	}
-	h.render(w, status, p)
+	si.render(w, status, p)
 }
 
 // pageCSP allows the page its own stylesheet and its own form targets, and

@@ -18,10 +18,10 @@ type sessionClaims struct {
 
 // mintSession signs the session of a verified address: a compact JWS with
 // `typ: session+jwt` and the signing key's kid.
-func (h *Handler) mintSession(r *http.Request, address string, t time.Time) (string, error) {
-	life := time.Duration(h.SignIn.SessionLifetime)
-	return jwt.Signed(h.keys.sessSigner).Claims(jwt.Claims{
-		Issuer:   h.issuer(r),
+func (si *signIn) mintSession(r *http.Request, address string, t time.Time) (string, error) {
+	life := time.Duration(si.cfg.SessionLifetime)
+	return jwt.Signed(si.keys.sessSigner).Claims(jwt.Claims{
+		Issuer:   si.issuer(r),
 		Subject:  address,
 		IssuedAt: jwt.NewNumericDate(t),
 		Expiry:   jwt.NewNumericDate(t.Add(life)),
@@ -31,9 +31,9 @@ func (h *Handler) mintSession(r *http.Request, address string, t time.Time) (str
 
 // sessionCookie is the session cookie with its fixed attributes; an empty
 // value with maxAge < 0 deletes it.
-func (h *Handler) sessionCookie(r *http.Request, value string, maxAge int) *http.Cookie {
+func (si *signIn) sessionCookie(r *http.Request, value string, maxAge int) *http.Cookie {
 	return &http.Cookie{
-		Name:     h.SignIn.Cookie,
+		Name:     si.cfg.Cookie,
 		Value:    value,
 		Path:     "/",
 		MaxAge:   maxAge,

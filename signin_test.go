@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
+	"go.uber.org/zap"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -164,7 +165,9 @@ func sessionHandler(t *testing.T) *Handler {
 		t.Fatal(err)
 	}
 	s := SignInConfig{}.withDefaults(nil)
-	return &Handler{keys: keys, SignIn: &s, TokenPath: DefaultTokenPath, basePath: "/uas"}
+	h := &Handler{keys: keys, SignIn: &s, TokenPath: DefaultTokenPath, basePath: "/uas", logger: zap.NewNop()}
+	h.signIn = &signIn{cfg: h.SignIn, keys: h.keys, logger: h.logger, issuer: h.issuer}
+	return h
 }
 
 func TestSessionToken(t *testing.T) {
@@ -172,7 +175,7 @@ func TestSessionToken(t *testing.T) {
 	r := httptest.NewRequest(http.MethodPost, "http://site.example/email-otp/signin/verify", nil)
 	iss := h.issuer(r)
 	t0 := time.Now()
-	tok, err := h.mintSession(r, "alice@example.com", t0)
+	tok, err := h.signIn.mintSession(r, "alice@example.com", t0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -205,7 +208,7 @@ func TestSessionToken(t *testing.T) {
 		return parts[0] + "." + base64.RawURLEncoding.EncodeToString(b) + "." + parts[2]
 	}
 	other := sessionHandler(t) // another server's key
-	foreign, _ := other.mintSession(r, "alice@example.com", t0)
+	foreign, _ := other.signIn.mintSession(r, "alice@example.com", t0)
 	at, _ := jwt.Signed(h.keys.atSigner).Claims(jwt.Claims{Issuer: iss, Subject: "alice@example.com",
 		Audience: jwt.Audience{sessionAudience}, Expiry: jwt.NewNumericDate(t0.Add(time.Hour))}).
 		Claims(map[string]any{"email": "alice@example.com"}).Serialize()

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"slices"
 	"sync"
 	"time"
@@ -197,10 +198,24 @@ func (p *smtpPool) len() int {
 	return len(p.idle)
 }
 
-// close ends the mailer's kept connections, if it keeps any; Cleanup calls
-// it, and it is safe on a mailer that Provision never finished.
-func (m *mailer) close() {
-	if m != nil && m.pool != nil {
-		m.pool.close()
+// connSlot receives the connection of one delivery from trackingDial.
+// go-mail v0.8.1 does not close the connection when the dial phase fails
+// after the greeting (EHLO refused, STARTTLS missing under TLSMandatory, TLS
+// handshake failed), leaving the socket to the garbage collector; send closes
+// it itself. The slot travels in the dial context because the client is
+// shared by concurrent deliveries.
+type connSlot struct{ conn net.Conn }
+
+type connSlotKey struct{}
+
+// trackingDial dials TCP and records the connection in the context's slot.
+// It is not used with implicit TLS: go-mail only knows the connection is
+// encrypted (and so allows AUTH PLAIN) when it dials the TLS itself.
+func trackingDial(ctx context.Context, network, addr string) (net.Conn, error) {
+	var d net.Dialer
+	c, err := d.DialContext(ctx, network, addr)
+	if s, ok := ctx.Value(connSlotKey{}).(*connSlot); ok && err == nil {
+		s.conn = c
 	}
+	return c, err
 }

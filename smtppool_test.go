@@ -3,6 +3,7 @@ package emailotp
 import (
 	"context"
 	"fmt"
+	"net/http"
 	"strings"
 	"sync"
 	"testing"
@@ -105,7 +106,7 @@ func TestSMTPPoolDropsStaleConnections(t *testing.T) {
 }
 
 // TestSMTPPoolErrors checks that failures reach the caller as go-mail
-// reports them, so classifySendError still tells 400 from 503, and that a
+// reports them, so recipientRefused still tells 400 from 503, and that a
 // broken connection is not kept.
 func TestSMTPPoolErrors(t *testing.T) {
 	srv := startFakeSMTP(t)
@@ -126,7 +127,11 @@ func TestSMTPPoolErrors(t *testing.T) {
 		if err == nil {
 			t.Fatalf("%v: no error", c.mode)
 		}
-		if got := classifySendError(err).status; got != c.status {
+		got := http.StatusServiceUnavailable
+		if recipientRefused(err) {
+			got = sendError(errMailRefused).status
+		}
+		if got != c.status {
 			t.Errorf("%v: %v classified %d, want %d", c.mode, err, got, c.status)
 		}
 		srv.SetMode(modeOK)

@@ -1,0 +1,6 @@
+package emailotp
+
+import "time"
+
+// now is the clock of the ledgers and limiters; tests replace it.
+var now = time.Now

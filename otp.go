@@ -1,0 +1,244 @@
+package emailotp
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"time"
+
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+)
+
+// otp is the core: the life of a code, from sending it to checking it. The
+// grant and the sign-in page are adapters between their protocol and it.
+type otp struct {
+	codeLength  int
+	ttl         time.Duration
+	maxAttempts int
+
+	refs    *sealer
+	ledger  ledger
+	mailer  *mailer
+	tmpl    *templateSet
+	limiter *limiter
+	metrics *metrics
+	logger  *zap.Logger
+}
+
+// sendRequest asks for a code to be mailed to addr for client.
+type sendRequest struct {
+	client    *Client
+	addr      address
+	userIP    string // ipKey form; empty when unknown
+	nonce     string
+	uiLocales string
+	title     string // request-supplied mail text, checked by the adapter
+	body      string
+}
+
+// sent is a mailed code's first reference.
+type sent struct{ reference string }
+
+// checkRequest tries a code against a reference for client.
+type checkRequest struct {
+	client    *Client
+	reference string
+	code      string
+	username  string // when given, must be the reference's address
+}
+
+// checked is a decided attempt: outcome is one of the outcome constants;
+// next is the reference to try again with after outcomeInvalid.
+type checked struct {
+	outcome  string
+	address  string
+	nonce    string
+	next     string
+	authTime time.Time
+}
+
+// Outcomes of an attempt at a code; they are also the log and metric labels.
+const (
+	outcomeOK        = "ok"
+	outcomeInvalid   = "invalid_code"
+	outcomeExpired   = "expired"
+	outcomeExhausted = "exhausted"
+	outcomeReplayed  = "replayed"
+)
+
+// Errors of send and check; the adapters turn them into their answers.
+var (
+	errDomainRefused    = errors.New("client may not verify addresses of this domain")
+	errMailRender       = errors.New("the mail could not be rendered")
+	errMailRefused      = errors.New("the mail server refused the address")
+	errMailUnavailable  = errors.New("the mail could not be sent")
+	errBadReference     = errors.New("reference is invalid")
+	errWrongClient      = errors.New("reference was issued to another client")
+	errUsernameMismatch = errors.New("username does not match the reference")
+	errCodeFormat       = errors.New("code must be 6 to 12 digits")
+	errLedger           = errors.New("the reference could not be checked")
+)
+
+// limitedError is a refusal by a rate limit: the scope that refused and how
+// long until its window ends.
+type limitedError struct {
+	Scope      string
+	RetryAfter time.Duration
+}
+
+func (e *limitedError) Error() string { return "rate limit per " + e.Scope + " reached" }
+
+// validCode tells whether a code has the shape of one: 6 to 12 digits.
+func validCode(code string) bool { return isDigits(code) && len(code) >= 6 && len(code) <= 12 }
+
+// send checks the client's domains and the limits, then mails a new code and
+// returns the first reference of its chain.
+func (o *otp) send(ctx context.Context, req sendRequest) (sent, error) {
+	c, addr := req.client, req.addr
+	if !c.allows(addr.Domain) {
+		o.logChallenge(c.ID, addr, "", "domain_refused", nil)
+		return sent{}, errDomainRefused
+	}
+	if scope, wait := o.limiter.allow(c.ID, addr.key(), req.userIP); scope != "" {
+		o.metrics.rateLimited(c.ID, scope)
+		o.logChallenge(c.ID, addr, "", "rate_limited", nil)
+		return sent{}, &limitedError{Scope: scope, RetryAfter: wait}
+	}
+
+	code := newCode(o.codeLength)
+	ch := o.refs.newChallenge(c.ID, addr.String(), req.nonce, code, now(), o.ttl)
+	out, err := o.tmpl.pick(req.uiLocales).render(addr.String(), code, req.title, req.body)
+	if err != nil {
+		o.logChallenge(c.ID, addr, ch.logID(), "template_error", err)
+		return sent{}, errMailRender
+	}
+	start := time.Now()
+	err = o.mailer.send(ctx, out)
+	o.metrics.sent(c.ID, time.Since(start), err)
+	if err != nil {
+		o.logChallenge(c.ID, addr, ch.logID(), "smtp_failed", err)
+		if recipientRefused(err) {
+			return sent{}, errMailRefused
+		}
+		return sent{}, errMailUnavailable
+	}
+	o.metrics.challenge(c.ID)
+	o.logChallenge(c.ID, addr, ch.logID(), "sent", nil)
+	return sent{reference: o.refs.seal(ch)}, nil
+}
+
+// check opens the reference and spends it on the code. Checks that do not
+// involve the code (client, address, shape of the code) come first and do
+// not consume the reference: a request that cannot be an attempt costs
+// nothing. A decided attempt, right or wrong, returns a nil error.
+func (o *otp) check(ctx context.Context, req checkRequest) (checked, error) {
+	c := req.client
+	ch, err := o.refs.open(req.reference)
+	if err != nil {
+		o.logValidation(c.ID, nil, "bad_reference")
+		o.metrics.validated(c.ID, "bad_reference")
+		return checked{}, errBadReference
+	}
+	if ch.ClientID != c.ID {
+		o.logValidation(c.ID, ch, "wrong_client")
+		o.metrics.validated(c.ID, "wrong_client")
+		return checked{}, errWrongClient
+	}
+	res := checked{address: ch.Address, nonce: ch.Nonce}
+	if req.username != "" {
+		a, err := parseAddress(req.username)
+		if err != nil || !strings.EqualFold(a.String(), ch.Address) {
+			return res, errUsernameMismatch
+		}
+	}
+	if !validCode(req.code) {
+		return res, errCodeFormat
+	}
+	res.authTime = now()
+	res.outcome, res.next, err = o.attempt(ctx, c.ID, ch, req.code, res.authTime)
+	if err != nil {
+		return res, errLedger
+	}
+	return res, nil
+}
+
+// attempt spends one reference on one code. It is the single place where
+// expiry, the attempt limit, the ledger and the code are checked, and it
+// logs and counts the outcome. next is the sealed reference of the next link
+// when the code was wrong and attempts remain. An error means the ledger
+// could not be asked: nothing was decided, and the reference may be tried
+// again.
+func (o *otp) attempt(ctx context.Context, clientID string, ch *challenge, code string, t time.Time) (outcome, next string, err error) {
+	switch {
+	case !t.Before(ch.Expires):
+		outcome = outcomeExpired
+	case ch.Attempt >= o.maxAttempts: // only after max_attempts was lowered
+		outcome = outcomeExhausted
+	default:
+		fresh, err := o.ledger.consume(ctx, ch.ledgerKey(), ch.Expires)
+		if err != nil {
+			o.logger.Error("ledger unavailable", zap.String("client", clientID), zap.String("challenge", ch.logID()), zap.Error(err))
+			return "", "", err
+		}
+		switch {
+		case !fresh:
+			outcome = outcomeReplayed
+		case o.refs.checkCode(ch, code):
+			outcome = outcomeOK
+		case ch.Attempt+1 >= o.maxAttempts:
+			outcome = outcomeExhausted
+		default:
+			outcome = outcomeInvalid
+			n := *ch
+			n.Attempt++
+			next = o.refs.seal(&n)
+		}
+	}
+	o.logValidation(clientID, ch, outcome)
+	o.metrics.validated(clientID, outcome)
+	return outcome, next, nil
+}
+
+// logChallenge writes the one line of an initiate request. It carries the
+// client, a masked address and the challenge id prefix, never the code, the
+// reference or a secret.
+func (o *otp) logChallenge(client string, addr address, id, outcome string, err error) {
+	lvl := zapcore.InfoLevel
+	if err != nil {
+		lvl = zapcore.WarnLevel
+	}
+	if ce := o.logger.Check(lvl, "otp challenge"); ce != nil {
+		fields := []zap.Field{zap.String("client", client), zap.String("address", addr.masked()),
+			zap.String("challenge", id), zap.String("outcome", outcome)}
+		if err != nil {
+			fields = append(fields, zap.String("reason", sanitizeError(err, addr)))
+		}
+		ce.Write(fields...)
+	}
+}
+
+// logValidation writes the one line of a validate request.
+func (o *otp) logValidation(client string, ch *challenge, outcome string) {
+	if ce := o.logger.Check(zapcore.InfoLevel, "otp validation"); ce != nil {
+		fields := []zap.Field{zap.String("client", client), zap.String("outcome", outcome)}
+		if ch != nil {
+			a, _ := parseAddress(ch.Address)
+			fields = append(fields, zap.String("address", a.masked()),
+				zap.String("challenge", ch.logID()), zap.Int("attempt", ch.Attempt+1))
+		}
+		ce.Write(fields...)
+	}
+}
+
+// sanitizeError is the error text a log line may carry. SMTP replies often
+// quote the recipient: it is masked like the address field. They never hold
+// the message body, so no code leaks through them.
+func sanitizeError(err error, addr address) string {
+	s := err.Error()
+	if addr.Domain == "" {
+		return s
+	}
+	s = strings.ReplaceAll(s, addr.String(), addr.masked())
+	return strings.ReplaceAll(s, addr.key(), addr.masked())
+}
