@@ -269,6 +269,8 @@ func TestPrivateKeyJWTRefused(t *testing.T) {
 	other := newPKKey(t, jose.ES256, "es-1") // same kid, another key
 	pubPEM := rs.publicPEM(t)
 	tc := startCaddy(t, otpSite(freePort(t), fmt.Sprintf(`
+		limit failed_auth_ip off
+		limit failed_auth_client off
 		client pk {
 			jwks_file %s
 		}
@@ -367,6 +369,29 @@ func TestPrivateKeyJWTRefused(t *testing.T) {
 	})
 	if logs := tc.Logs(t); !strings.Contains(logs, `"method":"private_key_jwt"`) {
 		t.Error("refusals were not logged")
+	}
+}
+
+// TestPrivateKeyJWTThrottled: failed assertions count against the caller's
+// IP like wrong secrets (RFC 6749 §2.3.1 brute-force protection): past
+// failed_auth_ip even a valid assertion gets 429 before it is verified.
+func TestPrivateKeyJWTThrottled(t *testing.T) {
+	es := newPKKey(t, jose.ES256, "es-1")
+	tc := startCaddy(t, otpSite(freePort(t), fmt.Sprintf(`
+		limit failed_auth_ip 3 1m
+		client pk {
+			jwks_file %s
+		}`, pkWriteFile(t, "jwks.json", pkJWKS(t, es)))))
+	endpoint := tc.Base + tokenPath
+	init := initiateForm("throttled@example.com")
+	for i := range 3 {
+		a := post(t, endpoint, pkAssertionForm(init, "not.a.jwt"), nil)
+		pkWantError(t, fmt.Sprintf("bad assertion %d", i+1), a, http.StatusUnauthorized, "invalid_client")
+	}
+	a := post(t, endpoint, pkAssertionForm(init, es.sign(t, pkClaims("pk", endpoint))), nil)
+	pkWantError(t, "valid assertion after 3 failures", a, http.StatusTooManyRequests, "slow_down")
+	if a.Header.Get("Retry-After") == "" {
+		t.Errorf("429 without Retry-After: %s", a)
 	}
 }
 
