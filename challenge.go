@@ -44,14 +44,54 @@ func newCode(n int) string {
 // challenge is what a reference carries. The reference is the only place it
 // lives: a pending challenge costs the server nothing.
 type challenge struct {
-	ID       [16]byte // random; the same along the chain of retries
-	Attempt  int      // 0 for the first reference, +1 per wrong code
-	Issued   time.Time
-	Expires  time.Time
-	ClientID string
-	Address  string
-	Nonce    string   // OpenID nonce given at initiation, if any
-	Verifier [32]byte // HMAC(key, ID || code): checks a code, never reveals it
+	ID          [16]byte // random; the same along the chain of retries
+	Attempt     int      // 0 for the first reference, +1 per wrong code
+	MaxAttempts int      // max_attempts when the code was mailed; 0: none sealed
+	Dead        deadEnd  // set on a reference that can never yield tokens
+	Issued      time.Time
+	Expires     time.Time
+	Binding     [16]byte // the handler that issued it: see bindingOf
+	ClientID    string
+	Address     string   // normalized: what limits, allow lists and email use
+	Username    string   // as the client sent it, when that differs from Address
+	Nonce       string   // OpenID nonce given at initiation, if any
+	Verifier    [32]byte // HMAC(key, ID || code): checks a code, never reveals it
+}
+
+// deadEnd marks a reference given with an error that no retry can mend
+// (the code expired, the attempts are used up). It answers that error
+// again, at any instance, and is never consumed: it cannot yield tokens, so
+// there is nothing to spend.
+type deadEnd byte
+
+const (
+	alive deadEnd = iota
+	deadExpired
+	deadExhausted
+)
+
+// subject is the username exactly as the client sent it at initiation.
+func (c *challenge) subject() string {
+	if c.Username != "" {
+		return c.Username
+	}
+	return c.Address
+}
+
+// bindingOf names the handler a reference belongs to: its issuer as this
+// request resolves it (the `iss` of the tokens it would yield) and its token
+// path. Instances of one server share both, a reload keeps both, and another
+// site has another issuer (the default one holds the scheme, host and port),
+// so another site's handler refuses the reference even when it shares the
+// storage, and so the reference key, and a client id.
+func bindingOf(issuer, tokenPath string) (b [16]byte) {
+	h := sha256.New()
+	h.Write([]byte("email_otp reference binding v1\x00"))
+	h.Write([]byte(issuer))
+	h.Write([]byte{0})
+	h.Write([]byte(tokenPath))
+	copy(b[:], h.Sum(nil))
+	return b
 }
 
 // ledgerKey names this reference in the consumed-reference ledger. Each link
@@ -64,8 +104,8 @@ func (c *challenge) ledgerKey() string {
 func (c *challenge) logID() string { return fmt.Sprintf("%x", c.ID[:4]) }
 
 const (
-	refVersion   = 1
-	maxRefLength = 2048 // base64 characters; real ones are about 250
+	refVersion   = 2    // 1 lacked the binding, the username and max_attempts
+	maxRefLength = 2048 // base64 characters; real ones are about 300
 	maxFieldLen  = 255
 )
 
@@ -124,17 +164,22 @@ func (s *sealer) checkCode(c *challenge, code string) bool {
 
 // refAD binds the ciphertext to this format, so a blob sealed for another
 // purpose with the same key cannot be passed off as a reference.
-var refAD = []byte("email_otp reference v1")
+var refAD = []byte("email_otp reference v2")
+
+// refFixed is the length of a payload's fixed-size part: id, attempt,
+// max_attempts, dead end, issued, expires, verifier, binding.
+const refFixed = 16 + 1 + 1 + 1 + 8 + 8 + 32 + 16
 
 // seal encodes the challenge: version | nonce | AES-GCM(payload).
 func (s *sealer) seal(c *challenge) string {
-	p := make([]byte, 0, 96+len(c.ClientID)+len(c.Address)+len(c.Nonce))
+	p := make([]byte, 0, refFixed+4+len(c.ClientID)+len(c.Address)+len(c.Username)+len(c.Nonce))
 	p = append(p, c.ID[:]...)
-	p = append(p, byte(c.Attempt))
+	p = append(p, byte(c.Attempt), byte(c.MaxAttempts), byte(c.Dead))
 	p = binary.BigEndian.AppendUint64(p, uint64(c.Issued.Unix()))
 	p = binary.BigEndian.AppendUint64(p, uint64(c.Expires.Unix()))
 	p = append(p, c.Verifier[:]...)
-	for _, f := range []string{c.ClientID, c.Address, c.Nonce} {
+	p = append(p, c.Binding[:]...)
+	for _, f := range []string{c.ClientID, c.Address, c.Username, c.Nonce} {
 		p = append(p, byte(len(f)))
 		p = append(p, f...)
 	}
@@ -145,8 +190,8 @@ func (s *sealer) seal(c *challenge) string {
 	return base64.RawURLEncoding.EncodeToString(out)
 }
 
-// open decodes and authenticates a reference. It does not check expiry or the
-// ledger: those are the grant's decisions.
+// open decodes and authenticates a reference. It does not check the
+// binding, expiry or the ledger: those are the core's decisions (otp.go).
 func (s *sealer) open(ref string) (*challenge, error) {
 	// Strict decoding and no line breaks: the decoder would otherwise
 	// ignore CR/LF and the spare bits of the last character, so several
@@ -166,18 +211,18 @@ func (s *sealer) open(ref string) (*challenge, error) {
 	if err != nil {
 		return nil, errRefForged
 	}
-	const fixed = 16 + 1 + 8 + 8 + 32
-	if len(p) < fixed {
+	if len(p) < refFixed {
 		return nil, errRefMalformed
 	}
 	c := &challenge{}
 	copy(c.ID[:], p[:16])
-	c.Attempt = int(p[16])
-	c.Issued = time.Unix(int64(binary.BigEndian.Uint64(p[17:25])), 0)
-	c.Expires = time.Unix(int64(binary.BigEndian.Uint64(p[25:33])), 0)
-	copy(c.Verifier[:], p[33:65])
-	rest := p[fixed:]
-	fields := [3]*string{&c.ClientID, &c.Address, &c.Nonce}
+	c.Attempt, c.MaxAttempts, c.Dead = int(p[16]), int(p[17]), deadEnd(p[18])
+	c.Issued = time.Unix(int64(binary.BigEndian.Uint64(p[19:27])), 0)
+	c.Expires = time.Unix(int64(binary.BigEndian.Uint64(p[27:35])), 0)
+	copy(c.Verifier[:], p[35:67])
+	copy(c.Binding[:], p[67:refFixed])
+	rest := p[refFixed:]
+	fields := [4]*string{&c.ClientID, &c.Address, &c.Username, &c.Nonce}
 	for _, f := range fields {
 		if len(rest) < 1 || len(rest) < 1+int(rest[0]) {
 			return nil, errRefMalformed

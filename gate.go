@@ -383,12 +383,21 @@ func (g *Gate) verify(r *http.Request, raw, kind string) (caddyauth.User, error)
 			return none, errAudience
 		}
 	}
-	addr, err := parseAddress(std.Subject)
-	if err != nil || addr.String() != std.Subject {
+	// The address is the email claim, normalized; sub is the username as
+	// the client sent it (tokens before the email claim: sub alone), and
+	// must be a spelling of the same mailbox.
+	email := extra.Email
+	if email == "" {
+		email = std.Subject
+	}
+	addr, err := parseAddress(email)
+	if err != nil || addr.String() != email {
 		return none, errSubject
 	}
-	if extra.Email != "" && extra.Email != std.Subject {
-		return none, errEmailMismatch
+	if std.Subject != email {
+		if s, err := parseAddress(std.Subject); err != nil || s.String() != email {
+			return none, errEmailMismatch
+		}
 	}
 	if !g.allows(addr) {
 		return none, errNotAllowed
@@ -401,9 +410,9 @@ func (g *Gate) verify(r *http.Request, raw, kind string) (caddyauth.User, error)
 		authTime = strconv.FormatInt(extra.AuthTime, 10)
 	}
 	return caddyauth.User{
-		ID: std.Subject,
+		ID: email,
 		Metadata: map[string]string{
-			"email":     std.Subject,
+			"email":     email,
 			"client_id": extra.ClientID,
 			"scope":     extra.Scope,
 			"auth_time": authTime,

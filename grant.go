@@ -291,7 +291,7 @@ func (h *Handler) initiate(w http.ResponseWriter, r *http.Request, req *tokenReq
 	if oerr != nil {
 		return oerr
 	}
-	s, err := h.core.send(r.Context(), sendRequest{client: c, addr: addr, userIP: userIP, nonce: nonce,
+	s, err := h.core.send(r.Context(), sendRequest{client: c, issuer: h.issuer(r), addr: addr, username: username, userIP: userIP, nonce: nonce,
 		uiLocales: req.get("ui_locales"), title: title, body: body})
 	if err != nil {
 		return sendError(err)
@@ -300,6 +300,37 @@ func (h *Handler) initiate(w http.ResponseWriter, r *http.Request, req *tokenReq
 		Challenge challengeJSON `json:"x_globalsign_iam_challenge"`
 	}{challengeJSON{Reference: s.reference}})
 	return nil
+}
+
+// checkError is the grant's answer to a check that gave no tokens. Every
+// answer about the code carries a challenge, as the seed's "OTP Expired"
+// example does: after a wrong code the next link of the chain, after an
+// expired code or the last attempt a dead end (otp.go) that answers the
+// same error again.
+func checkError(res checked, err error) *oauthError {
+	var e *oauthError
+	switch {
+	case errors.Is(err, errBadReference):
+		return errInvalidGrant("reference is invalid")
+	case errors.Is(err, errWrongClient):
+		return errInvalidGrant("reference was issued to another client")
+	case errors.Is(err, errDomainRefused):
+		return &oauthError{status: http.StatusBadRequest, Code: "unauthorized_client", Description: "client may not verify addresses of this domain"}
+	case errors.Is(err, errUsernameMismatch):
+		return errInvalidGrant("username does not match the reference")
+	case err != nil:
+		return errUnavailable("the reference could not be checked", 5*time.Second)
+	case res.outcome == outcomeReplayed:
+		return errInvalidGrant("reference was already used")
+	case res.outcome == outcomeExpired:
+		e = errInvalidGrant(descOTPExpired)
+	case res.outcome == outcomeInvalid, res.outcome == outcomeExhausted:
+		e = errInvalidGrant(descOTPInvalid)
+	default:
+		return nil
+	}
+	e.Challenge = &challengeJSON{Reference: res.next}
+	return e
 }
 
 // sendError is the grant's answer to a failed send.
@@ -377,34 +408,19 @@ func (h *Handler) validate(w http.ResponseWriter, r *http.Request, req *tokenReq
 		return errInvalidRequest("nonce longer than %d bytes", maxFieldLen)
 	}
 	c := req.client
-	res, err := h.core.check(r.Context(), checkRequest{client: c, reference: ref, code: code, username: req.get("username")})
-	switch {
-	case errors.Is(err, errBadReference):
-		return errInvalidGrant("reference is invalid")
-	case errors.Is(err, errWrongClient):
-		return errInvalidGrant("reference was issued to another client")
-	case errors.Is(err, errUsernameMismatch):
-		return errInvalidGrant("username does not match the reference")
-	case err != nil:
-		return errUnavailable("the reference could not be checked", 5*time.Second)
-	case res.outcome == outcomeExpired:
-		return errInvalidGrant(descOTPExpired)
-	case res.outcome == outcomeReplayed:
-		return errInvalidGrant("reference was already used")
-	case res.outcome == outcomeExhausted:
-		return errInvalidGrant(descOTPInvalid) // and no reference: start again
-	case res.outcome == outcomeInvalid:
-		e := errInvalidGrant(descOTPInvalid)
-		e.Challenge = &challengeJSON{Reference: res.next}
-		return e
+	iss := h.issuer(r)
+	res, err := h.core.check(r.Context(), checkRequest{client: c, issuer: iss, reference: ref, code: code, username: req.get("username")})
+	if oerr := checkError(res, err); oerr != nil {
+		return oerr
 	}
 	nonce := req.get("nonce")
 	if nonce == "" {
 		nonce = res.nonce
 	}
 	resp, err := h.mint(grantResult{
-		issuer:   h.issuer(r),
+		issuer:   iss,
 		client:   c,
+		subject:  res.subject,
 		address:  res.address,
 		scope:    h.grantedScope(req.get("scope")),
 		nonce:    nonce,

@@ -3,6 +3,7 @@ package emailotp
 import (
 	"crypto/rand"
 	"encoding/base64"
+	"encoding/hex"
 	"encoding/json"
 	"maps"
 	"slices"
@@ -16,7 +17,8 @@ import (
 type grantResult struct {
 	issuer   string
 	client   *Client
-	address  string
+	subject  string // the username as the client sent it
+	address  string // normalized: the email claim
 	scope    string
 	nonce    string
 	authTime time.Time
@@ -46,9 +48,19 @@ type idClaims struct {
 
 // atClaims are the RFC 9068 access token claims besides the registered ones.
 type atClaims struct {
-	ClientID string `json:"client_id"`
-	Scope    string `json:"scope"`
-	AuthTime int64  `json:"auth_time"`
+	ClientID     string `json:"client_id"`
+	Scope        string `json:"scope"`
+	AuthTime     int64  `json:"auth_time"`
+	Email        string `json:"email"` // normalized; sub is as the client sent it
+	SessionIndex string `json:"session_index"`
+}
+
+// newSessionIndex is the session_index shared by the id_token and the
+// access token of one validation: "_" and 40 hex digits, as in the seed.
+func newSessionIndex() string {
+	var b [20]byte
+	_, _ = rand.Read(b[:])
+	return "_" + hex.EncodeToString(b[:])
 }
 
 // mint signs the id_token and the access token. Each payload is marshalled
@@ -61,13 +73,21 @@ func (h *Handler) mint(g grantResult) (*tokenResponse, error) {
 	exp := jwt.NewNumericDate(g.authTime.Add(life))
 	std := jwt.Claims{
 		Issuer:   g.issuer,
-		Subject:  g.address,
-		Audience: jwt.Audience{g.client.ID},
+		Subject:  g.subject,
 		IssuedAt: iat,
 		Expiry:   exp,
 	}
-	extra := make(map[string]any, 1+len(g.client.Claims))
+	if std.Subject == "" { // a caller that only knows the normalized address
+		std.Subject = g.address
+	}
+	session := newSessionIndex()
+	extra := make(map[string]any, 2+len(g.client.Claims))
 	extra[h.Method+".grant_type"] = []string{h.GrantType}
+	// aud always an array, as in the seed's example: go-jose's jwt.Audience
+	// marshals one value as a string, which RFC 7519 allows and a client
+	// parsing the seed's shape does not expect. The access token keeps
+	// RFC 9068's form.
+	extra["aud"] = []string{g.client.ID}
 	for k, v := range g.client.Claims {
 		extra[k] = v
 	}
@@ -78,7 +98,7 @@ func (h *Handler) mint(g grantResult) (*tokenResponse, error) {
 		AuthTime:      g.authTime.Unix(),
 		AMR:           []string{g.issuer + "/saml2/names/ac/" + h.Method},
 		AZP:           g.client.ID,
-		SessionIndex:  randomID(),
+		SessionIndex:  session,
 		Email:         g.address,
 		EmailVerified: true,
 		Nonce:         g.nonce,
@@ -87,13 +107,16 @@ func (h *Handler) mint(g grantResult) (*tokenResponse, error) {
 		return nil, err
 	}
 	std.ID = randomID()
+	std.Audience = jwt.Audience{g.client.ID}
 	at, err := signClaims(h.keys.atSigner, struct {
 		jwt.Claims
 		atClaims
 	}{std, atClaims{
-		ClientID: g.client.ID,
-		Scope:    g.scope,
-		AuthTime: g.authTime.Unix(),
+		ClientID:     g.client.ID,
+		Scope:        g.scope,
+		AuthTime:     g.authTime.Unix(),
+		Email:        g.address,
+		SessionIndex: session,
 	}}, nil)
 	if err != nil {
 		return nil, err
@@ -107,9 +130,9 @@ func (h *Handler) mint(g grantResult) (*tokenResponse, error) {
 	}, nil
 }
 
-// signClaims marshals claims, adds the extra claims whose names are
-// configured (in sorted order; Validate keeps them apart from the struct's),
-// and returns the compact JWS.
+// signClaims marshals claims, adds the extra claims (the id_token's aud and
+// those whose names are configured) in sorted order (Validate keeps them
+// apart from the struct's), and returns the compact JWS.
 func signClaims(s jose.Signer, claims any, extra map[string]any) (string, error) {
 	p, err := json.Marshal(claims)
 	if err != nil {

@@ -182,7 +182,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	if err != nil {
 		return fmt.Errorf("reference key: %w", err)
 	}
-	o := &otp{codeLength: h.CodeLength, ttl: time.Duration(h.OTPTimeout), maxAttempts: h.MaxAttempts, logger: h.logger}
+	o := &otp{codeLength: h.CodeLength, ttl: time.Duration(h.OTPTimeout), maxAttempts: h.MaxAttempts, tokenPath: h.TokenPath, logger: h.logger}
 	h.core = o
 	if o.refs, err = newSealer(refKey); err != nil {
 		return err

@@ -16,6 +16,7 @@ type otp struct {
 	codeLength  int
 	ttl         time.Duration
 	maxAttempts int
+	tokenPath   string // with the issuer, binds references to this handler
 
 	refs    *sealer
 	ledger  ledger
@@ -29,7 +30,9 @@ type otp struct {
 // sendRequest asks for a code to be mailed to addr for client.
 type sendRequest struct {
 	client    *Client
+	issuer    string // this request's issuer: binds the reference (bindingOf)
 	addr      address
+	username  string // as the client sent it, the tokens' sub; empty: addr
 	userIP    string // ipKey form; empty when unknown
 	nonce     string
 	uiLocales string
@@ -43,16 +46,20 @@ type sent struct{ reference string }
 // checkRequest tries a code against a reference for client.
 type checkRequest struct {
 	client    *Client
+	issuer    string // this request's issuer: must be the one that sent
 	reference string
 	code      string
 	username  string // when given, must be the reference's address
 }
 
 // checked is a decided attempt: outcome is one of the outcome constants;
-// next is the reference to try again with after outcomeInvalid.
+// next is the reference to answer with after outcomeInvalid (the next link
+// of the chain), outcomeExpired or outcomeExhausted (a dead end that
+// answers the same again).
 type checked struct {
 	outcome  string
-	address  string
+	address  string // normalized
+	subject  string // the username as the client sent it
 	nonce    string
 	next     string
 	authTime time.Time
@@ -108,6 +115,10 @@ func (o *otp) send(ctx context.Context, req sendRequest) (sent, error) {
 
 	code := newCode(o.codeLength)
 	ch := o.refs.newChallenge(c.ID, addr.String(), req.nonce, code, now(), o.ttl)
+	ch.MaxAttempts, ch.Binding = o.maxAttempts, bindingOf(req.issuer, o.tokenPath)
+	if req.username != ch.Address {
+		ch.Username = req.username
+	}
 	out, err := o.tmpl.pick(req.uiLocales).render(addr.String(), code, req.title, req.body)
 	if err != nil {
 		o.logChallenge(c.ID, addr, ch.logID(), "template_error", err)
@@ -129,9 +140,17 @@ func (o *otp) send(ctx context.Context, req sendRequest) (sent, error) {
 }
 
 // check opens the reference and spends it on the code. Checks that do not
-// involve the code (client, address, shape of the code) come first and do
-// not consume the reference: a request that cannot be an attempt costs
-// nothing. A decided attempt, right or wrong, returns a nil error.
+// involve the code (handler, client, the client's current domains, address,
+// shape of the code) come first and do not consume the reference: a request
+// that cannot be an attempt costs nothing. A decided attempt, right or
+// wrong, returns a nil error.
+//
+// A reference another handler issued (another site sharing the storage, so
+// the reference key) opens but is refused as if forged: it tells nothing
+// about the other site. The client's allow_domains, otp_timeout and
+// max_attempts are this handler's as configured now, the stricter of them
+// and what was sealed: a reload that tightens them applies to references
+// already out.
 func (o *otp) check(ctx context.Context, req checkRequest) (checked, error) {
 	c := req.client
 	ch, err := o.refs.open(req.reference)
@@ -140,17 +159,28 @@ func (o *otp) check(ctx context.Context, req checkRequest) (checked, error) {
 		o.metrics.validated(c.ID, "bad_reference")
 		return checked{}, errBadReference
 	}
+	if ch.Binding != bindingOf(req.issuer, o.tokenPath) {
+		o.logValidation(c.ID, ch, "wrong_handler")
+		o.metrics.validated(c.ID, "wrong_handler")
+		return checked{}, errBadReference
+	}
 	if ch.ClientID != c.ID {
 		o.logValidation(c.ID, ch, "wrong_client")
 		o.metrics.validated(c.ID, "wrong_client")
 		return checked{}, errWrongClient
 	}
-	res := checked{address: ch.Address, nonce: ch.Nonce}
+	res := checked{address: ch.Address, subject: ch.subject(), nonce: ch.Nonce}
+	if !c.allows(ch.Address[strings.LastIndexByte(ch.Address, '@')+1:]) {
+		o.logValidation(c.ID, ch, "domain_refused")
+		o.metrics.validated(c.ID, "domain_refused")
+		return res, errDomainRefused
+	}
 	if req.username != "" {
 		a, err := parseAddress(req.username)
 		if err != nil || !strings.EqualFold(a.String(), ch.Address) {
 			return res, errUsernameMismatch
 		}
+		res.subject = req.username // as sent in this request
 	}
 	if !validCode(req.code) {
 		return res, errCodeFormat
@@ -164,17 +194,30 @@ func (o *otp) check(ctx context.Context, req checkRequest) (checked, error) {
 }
 
 // attempt spends one reference on one code. It is the single place where
-// expiry, the attempt limit, the ledger and the code are checked, and it
-// logs and counts the outcome. next is the sealed reference of the next link
-// when the code was wrong and attempts remain. An error means the ledger
-// could not be asked: nothing was decided, and the reference may be tried
-// again.
+// a dead end, expiry, the attempt limit, the ledger and the code are
+// checked, and it logs and counts the outcome. next is the sealed reference
+// to answer with: the next link when the code was wrong and attempts remain,
+// a dead end when the code expired or the attempts are used up. An error
+// means the ledger could not be asked: nothing was decided, and the
+// reference may be tried again.
 func (o *otp) attempt(ctx context.Context, clientID string, ch *challenge, code string, t time.Time) (outcome, next string, err error) {
+	expires := ch.Expires
+	if cur := ch.Issued.Add(o.ttl); cur.Before(expires) { // otp_timeout shortened
+		expires = cur
+	}
+	maxAttempts := o.maxAttempts
+	if ch.MaxAttempts > 0 {
+		maxAttempts = min(maxAttempts, ch.MaxAttempts)
+	}
 	switch {
-	case !t.Before(ch.Expires):
-		outcome = outcomeExpired
-	case ch.Attempt >= o.maxAttempts: // only after max_attempts was lowered
-		outcome = outcomeExhausted
+	case ch.Dead == deadExpired:
+		outcome, next = outcomeExpired, o.deadEnd(ch, deadExpired)
+	case ch.Dead != alive:
+		outcome, next = outcomeExhausted, o.deadEnd(ch, deadExhausted)
+	case !t.Before(expires):
+		outcome, next = outcomeExpired, o.deadEnd(ch, deadExpired)
+	case ch.Attempt >= maxAttempts: // only after max_attempts was lowered
+		outcome, next = outcomeExhausted, o.deadEnd(ch, deadExhausted)
 	default:
 		fresh, err := o.ledger.consume(ctx, ch.ledgerKey(), ch.Expires)
 		if err != nil {
@@ -186,8 +229,8 @@ func (o *otp) attempt(ctx context.Context, clientID string, ch *challenge, code 
 			outcome = outcomeReplayed
 		case o.refs.checkCode(ch, code):
 			outcome = outcomeOK
-		case ch.Attempt+1 >= o.maxAttempts:
-			outcome = outcomeExhausted
+		case ch.Attempt+1 >= maxAttempts:
+			outcome, next = outcomeExhausted, o.deadEnd(ch, deadExhausted)
 		default:
 			outcome = outcomeInvalid
 			n := *ch
@@ -198,6 +241,13 @@ func (o *otp) attempt(ctx context.Context, clientID string, ch *challenge, code 
 	o.logValidation(clientID, ch, outcome)
 	o.metrics.validated(clientID, outcome)
 	return outcome, next, nil
+}
+
+// deadEnd seals a reference of ch's chain that answers why with every code.
+func (o *otp) deadEnd(ch *challenge, why deadEnd) string {
+	n := *ch
+	n.Dead = why
+	return o.refs.seal(&n)
 }
 
 // logChallenge writes the one line of an initiate request. It carries the

@@ -96,7 +96,7 @@ func (si *signIn) signInStart(w http.ResponseWriter, r *http.Request) {
 		si.render(w, http.StatusBadRequest, p)
 		return
 	}
-	res, err := si.core.send(r.Context(), sendRequest{client: si.cfg.client, addr: addr, userIP: clientIP(r), uiLocales: uiLocales(r)})
+	res, err := si.core.send(r.Context(), sendRequest{client: si.cfg.client, issuer: si.issuer(r), addr: addr, userIP: clientIP(r), uiLocales: uiLocales(r)})
 	var lim *limitedError
 	switch {
 	case errors.Is(err, errDomainRefused):
@@ -143,11 +143,15 @@ func (si *signIn) signInVerify(w http.ResponseWriter, r *http.Request) {
 		return r
 	}, first(form, fieldCode))
 
-	res, err := si.core.check(r.Context(), checkRequest{client: si.cfg.client, reference: ref, code: code})
+	res, err := si.core.check(r.Context(), checkRequest{client: si.cfg.client, issuer: si.issuer(r), reference: ref, code: code})
 	switch {
 	case errors.Is(err, errBadReference) || errors.Is(err, errWrongClient):
 		p.Error = p.T.ErrStale
 		si.render(w, http.StatusBadRequest, p)
+		return
+	case errors.Is(err, errDomainRefused): // allow_domains changed since the code was sent
+		p.Error = p.T.ErrDomain
+		si.render(w, http.StatusForbidden, p)
 		return
 	case errors.Is(err, errCodeFormat):
 		// Not an attempt: the same reference stays usable.
