@@ -43,6 +43,7 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //		previous_signing_key_file <pem file>
 //		key_rotation     <duration>|off
 //		ledger           memory|storage
+//		grant_only
 //		limit            address|client|user_ip|failed_auth_ip|failed_auth_client <count> <window> | off
 //		limit            max_keys <n>
 //		smtp [<host>] {
@@ -133,6 +134,11 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			}
 		case "ledger":
 			err = oneArg(d, &h.Ledger)
+		case "grant_only":
+			h.GrantOnly = true
+			if d.NextArg() {
+				return d.ArgErr()
+			}
 		case "limit":
 			err = h.unmarshalLimit(d)
 		case "smtp":

@@ -9,7 +9,40 @@ import (
 	"github.com/caddyserver/caddy/v2"
 )
 
-const jwksSuffix = "/oauth2/metadata.jwks"
+const (
+	jwksSuffix     = "/oauth2/metadata.jwks"
+	metadataSuffix = "/oauth2/metadata.json" // Ubisecure's copy of the discovery document
+)
+
+// servePublished answers the documents and endpoints published under the
+// issuer: discovery (OpenID Connect, RFC 8414 and Ubisecure's
+// metadata.json, one document), the JWKS, revocation and introspection.
+// It reports whether the request was one of them.
+func (h *Handler) servePublished(w http.ResponseWriter, r *http.Request) bool {
+	get := r.Method == http.MethodGet || r.Method == http.MethodHead
+	switch r.URL.Path {
+	case h.basePath + "/.well-known/openid-configuration",
+		h.basePath + "/.well-known/oauth-authorization-server",
+		"/.well-known/oauth-authorization-server" + h.basePath,
+		h.basePath + metadataSuffix:
+		if get {
+			h.serveDiscovery(w, r)
+			return true
+		}
+	case h.basePath + jwksSuffix:
+		if get {
+			h.serveJWKS(w, r)
+			return true
+		}
+	case h.basePath + revokeSuffix:
+		h.serveRevoke(w, r)
+		return true
+	case h.basePath + introspectSuffix:
+		h.serveIntrospect(w, r)
+		return true
+	}
+	return false
+}
 
 // issuer is the configured issuer with placeholders replaced, or the
 // request's origin followed by the issuer path.

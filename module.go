@@ -126,6 +126,12 @@ type Handler struct {
 	// Limits bound how often codes may be sent. Default: see RateLimits.
 	Limits *RateLimits `json:"limits,omitempty"`
 
+	// GrantOnly makes the handler answer only this grant at the token path
+	// (and its sign-in page, if configured): the discovery document,
+	// metadata.json, the JWKS, introspection and revocation go to the next
+	// handler, such as the Ubisecure SSO server it fronts. Default: false
+	GrantOnly bool `json:"grant_only,omitempty"`
+
 	// SignIn serves browser sign-in pages that mail a code and set a session
 	// cookie, for email_otp_gate in front of an application.
 	// Default: no sign-in pages.
@@ -328,31 +334,11 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	if h.signIn != nil && h.signIn.serveSignIn(w, r) {
 		return nil
 	}
-	switch r.URL.Path {
-	case h.TokenPath:
-		if r.Method == http.MethodPost {
-			if handled := h.serveToken(w, r); handled {
-				return nil
-			}
-		}
-	case h.basePath + "/.well-known/openid-configuration",
-		h.basePath + "/.well-known/oauth-authorization-server",
-		"/.well-known/oauth-authorization-server" + h.basePath:
-		if r.Method == http.MethodGet || r.Method == http.MethodHead {
-			h.serveDiscovery(w, r)
-			return nil
-		}
-	case h.basePath + revokeSuffix:
-		h.serveRevoke(w, r)
+	if r.URL.Path == h.TokenPath && r.Method == http.MethodPost && h.serveToken(w, r) {
 		return nil
-	case h.basePath + introspectSuffix:
-		h.serveIntrospect(w, r)
+	}
+	if !h.GrantOnly && h.servePublished(w, r) {
 		return nil
-	case h.basePath + jwksSuffix:
-		if r.Method == http.MethodGet || r.Method == http.MethodHead {
-			h.serveJWKS(w, r)
-			return nil
-		}
 	}
 	return next.ServeHTTP(w, r)
 }
