@@ -147,9 +147,15 @@ func TestGrantEndToEnd(t *testing.T) {
 			if i < DefaultMaxAttempts && ref == "" {
 				t.Fatalf("attempt %d: no new reference", i)
 			}
-			if i == DefaultMaxAttempts && ref != "" {
-				t.Fatalf("attempt %d: a reference after the last attempt", i)
+		}
+		// after the last attempt, a dead end: the right code gets the same
+		// answer and another dead end, never tokens
+		for i := range 2 {
+			a := post(t, tokenURL, validateForm(ref, code), appCreds)
+			if a.Status != 400 || a.str("error_description") != "OTP Invalid" || a.reference() == "" || a.str("access_token") != "" {
+				t.Fatalf("right code on the dead end, try %d: %s", i+1, a)
 			}
+			ref = a.reference()
 		}
 	})
 
@@ -260,7 +266,10 @@ func TestGrantExpiry(t *testing.T) {
 	ref, code, _ := initiate(t, tc, mp, "old@example.com", nil, appCreds)
 	time.Sleep(2100 * time.Millisecond)
 	a := post(t, tc.Base+tokenPath, validateForm(ref, code), appCreds)
-	if a.Status != 400 || a.str("error") != "invalid_grant" || a.str("error_description") != "OTP Expired" || a.reference() != "" {
+	if a.Status != 400 || a.str("error") != "invalid_grant" || a.str("error_description") != "OTP Expired" || a.reference() == "" {
 		t.Fatalf("expired: %s", a)
+	}
+	if b := post(t, tc.Base+tokenPath, validateForm(a.reference(), code), appCreds); b.Status != 400 || b.str("error_description") != "OTP Expired" {
+		t.Fatalf("the dead end of an expired code: %s", b)
 	}
 }

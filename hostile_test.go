@@ -97,7 +97,7 @@ func TestHostileInput(t *testing.T) {
 	}
 	foreign := other.seal(other.newChallenge("app", "setup1@example.com", "", code, time.Now(), time.Hour))
 	rawRef, _ := base64.RawURLEncoding.DecodeString(ref)
-	v2 := append([]byte{2}, rawRef[1:]...)
+	v2 := append([]byte{refVersion + 1}, rawRef[1:]...)
 	randomRef := make([]byte, len(rawRef))
 	_, _ = rand.Read(randomRef)
 	randomRef[0] = refVersion
@@ -208,7 +208,7 @@ func TestHostileInput(t *testing.T) {
 		{name: "reference with padding", body: withRef(ref + "=="), status: 400, err: "invalid_grant", check: invalidRef},
 		{name: "reference of 3000 characters", body: withRef(strings.Repeat("A", 3000)), status: 400, err: "invalid_grant", check: invalidRef},
 		{name: "reference of random bytes", body: withRef(base64.RawURLEncoding.EncodeToString(randomRef)), status: 400, err: "invalid_grant", check: invalidRef},
-		{name: "reference of version 2", body: withRef(base64.RawURLEncoding.EncodeToString(v2)), status: 400, err: "invalid_grant", check: invalidRef},
+		{name: "reference of an unknown version", body: withRef(base64.RawURLEncoding.EncodeToString(v2)), status: 400, err: "invalid_grant", check: invalidRef},
 		{name: "reference from another deployment", body: withRef(foreign), status: 400, err: "invalid_grant", check: invalidRef},
 		{name: "reference with CRLF inserted", body: withRef(ref[:40] + "\r\n" + ref[40:]), status: 400, err: "invalid_grant", check: invalidRef},
 		{name: "reference re-encoded with other spare bits", body: withRef(lenientRef), status: 400, err: "invalid_grant", check: invalidRef},

@@ -76,7 +76,8 @@ func TestMintClaims(t *testing.T) {
 			if astd.Subject != "alice@example.com" || len(astd.ID) < 16 || astd.Expiry.Time() != at.Add(time.Hour) {
 				t.Errorf("access token registered claims: %+v", astd)
 			}
-			if acc["client_id"] != "bench" || acc["scope"] != "openid" || acc["role"] != nil || acc["email"] != nil {
+			if acc["client_id"] != "bench" || acc["scope"] != "openid" || acc["role"] != nil || acc["email"] != "alice@example.com" ||
+				acc["session_index"] != id["session_index"] {
 				t.Errorf("access token claims: %v", acc)
 			}
 			if strings.Count(resp.IDToken, ".") != 2 || resp.ExpiresIn != 3600 || resp.TokenType != "Bearer" {
