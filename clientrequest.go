@@ -10,8 +10,8 @@ import (
 // Paths of the endpoints resource servers and clients call besides the
 // token endpoint, under the issuer path (as Ubisecure SSO places them).
 const (
-	revokeSuffix     = "/oauth2/revoke"
-	introspectSuffix = "/oauth2/introspect"
+	revokeSuffix     = "/oauth2/revocation"
+	introspectSuffix = "/oauth2/introspection"
 )
 
 // readClientRequest reads a client-authenticated form POST, as RFC 7009 and

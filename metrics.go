@@ -36,7 +36,7 @@ func registerMetrics(reg *prometheus.Registry) (*metrics, error) {
 			}, []string{"client"}),
 			validations: prometheus.NewCounterVec(prometheus.CounterOpts{
 				Namespace: ns, Subsystem: sub, Name: "validations_total",
-				Help: "Validation requests by client and outcome (ok, invalid_code, expired, replayed, exhausted, bad_reference, wrong_client).",
+				Help: "Validation requests by client and outcome (ok, invalid_code, expired, replayed, exhausted, bad_reference, wrong_handler, wrong_client, domain_refused).",
 			}, []string{"client", "outcome"}),
 			limited: prometheus.NewCounterVec(prometheus.CounterOpts{
 				Namespace: ns, Subsystem: sub, Name: "rate_limited_total",

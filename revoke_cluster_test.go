@@ -33,7 +33,7 @@ func TestRevocationTwoInstances(t *testing.T) {
 	}
 	active := func(p *caddyProc, tok string) bool {
 		t.Helper()
-		return post(t, p.Base+"/uas/oauth2/introspect", url.Values{"token": {tok}}, appCreds).JSON["active"] == true
+		return post(t, p.Base+"/uas"+introspectSuffix, url.Values{"token": {tok}}, appCreds).JSON["active"] == true
 	}
 	// refusedWithin polls p until it refuses tok, and fails after clusterWait.
 	refusedWithin := func(p *caddyProc, tok string) time.Duration {
@@ -59,7 +59,7 @@ func TestRevocationTwoInstances(t *testing.T) {
 	}
 
 	// RFC 7009 on A.
-	if r := post(t, a.Base+"/uas/oauth2/revoke", url.Values{"token": {alice}}, appCreds); r.Status != 200 {
+	if r := post(t, a.Base+"/uas"+revokeSuffix, url.Values{"token": {alice}}, appCreds); r.Status != 200 {
 		t.Fatalf("revoke on A: %s", r)
 	}
 	if gate(a, alice) != http.StatusUnauthorized || active(a, alice) {

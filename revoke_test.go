@@ -75,7 +75,7 @@ func TestRevocationEndpoints(t *testing.T) {
 	issuer := tc.Base + "/uas"
 	m := newMinter(t, tc.Storage, "RS256", issuer)
 	ctx := context.Background()
-	revokeURL, introspectURL := issuer+"/oauth2/revoke", issuer+"/oauth2/introspect"
+	revokeURL, introspectURL := issuer+revokeSuffix, issuer+introspectSuffix
 
 	admitted := func(tok string) bool {
 		t.Helper()
