@@ -25,7 +25,8 @@ var publishedPaths = []struct{ method, path string }{
 // TestGrantOnly fronts a stand-in for Ubisecure SSO (the site's respond):
 // with grant_only the plugin answers the smtp-otp grant and nothing else,
 // so the real server's discovery, metadata.json, JWKS, introspection and
-// revocation reach it; without, the plugin answers them itself.
+// revocation reach it; with another issuer path they are served there; by
+// default the plugin answers them at /uas.
 func TestGrantOnly(t *testing.T) {
 	mp := startMailpit(t)
 	tc := startCaddy(t, otpSite(mp.SMTPPort, "\t\tgrant_only"))
@@ -48,6 +49,24 @@ func TestGrantOnly(t *testing.T) {
 	ref, code, _ := initiate(t, tc, mp, "fronted@example.com", nil, appCreds)
 	if a := post(t, tc.Base+tokenPath, validateForm(ref, code), appCreds); a.Status != http.StatusOK || a.str("id_token") == "" {
 		t.Fatalf("grant_only: the grant: %s", a)
+	}
+
+	// Elsewhere: another issuer path moves the plugin's documents off /uas;
+	// the grant stays at /uas/oauth2/token.
+	tc.load(t, otpSite(mp.SMTPPort, "\t\tissuer "+tc.Base+"/email-otp"))
+	for _, p := range publishedPaths {
+		if a := ask(p.method, p.path); a.Status != 299 {
+			t.Errorf("issuer elsewhere: %s %s answered by the plugin: %s", p.method, p.path, a)
+		}
+		moved := strings.Replace(p.path, "/uas", "/email-otp", 1)
+		if a := ask(p.method, moved); a.Status != http.StatusOK || strings.HasPrefix(string(a.Body), "upstream saw") {
+			t.Errorf("issuer elsewhere: %s %s not answered by the plugin: %s", p.method, moved, a)
+		}
+	}
+	d := httpGet(t, tc.Base+"/email-otp/.well-known/openid-configuration")
+	var doc map[string]any
+	if err := json.Unmarshal(d.Body, &doc); err != nil || doc["token_endpoint"] != tc.Base+tokenPath {
+		t.Errorf("issuer elsewhere: token_endpoint %v (%v)", doc["token_endpoint"], err)
 	}
 
 	tc.load(t, otpSite(mp.SMTPPort, ""))
