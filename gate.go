@@ -385,7 +385,8 @@ func (g *Gate) verify(r *http.Request, raw, kind string) (caddyauth.User, error)
 	}
 	// The address is the email claim, normalized; sub is the username as
 	// the client sent it (tokens before the email claim: sub alone), and
-	// must be a spelling of the same mailbox.
+	// must be a spelling of the same mailbox (the validation's username may
+	// differ from the initiation's in case).
 	email := extra.Email
 	if email == "" {
 		email = std.Subject
@@ -395,7 +396,7 @@ func (g *Gate) verify(r *http.Request, raw, kind string) (caddyauth.User, error)
 		return none, errSubject
 	}
 	if std.Subject != email {
-		if s, err := parseAddress(std.Subject); err != nil || s.String() != email {
+		if s, err := parseAddress(std.Subject); err != nil || !strings.EqualFold(s.String(), email) {
 			return none, errEmailMismatch
 		}
 	}

@@ -40,6 +40,18 @@ func TestSubjectAsSent(t *testing.T) {
 		t.Errorf("introspection: %s", in)
 	}
 
+	// The validation's username, in another case, is the sub; the gate
+	// still knows the mailbox by email.
+	const carol, carolEmail = "carol@EXAMPLE.com", "Carol@example.com"
+	ref, code2, _ := initiate(t, tc, mp, carolEmail, initiateForm(carolEmail), appCreds)
+	v := validateForm(ref, code2)
+	v.Set("username", carol)
+	ok2 := post(t, tc.Base+tokenPath, v, appCreds)
+	if c := jwtPayload(t, ok2.str("id_token")); c["sub"] != carol || c["email"] != carolEmail {
+		t.Fatalf("id_token sub %v email %v, want %q and %q", c["sub"], c["email"], carol, carolEmail)
+	}
+	wantUser(t, tc.gate(t, gateReq{path: "/who/", bearer: ok2.str("access_token")}), "user="+carolEmail+" ")
+
 	m := newMinter(t, tc.Storage, "RS256", tc.Base+"/uas")
 	other := m.at(t, "mallory@evil.example", func(c map[string]any) { c["email"] = email })
 	wantRefused(t, tc.gate(t, gateReq{path: "/who/", bearer: other}), true)
