@@ -152,7 +152,9 @@ func noNext(tb testing.TB) caddyhttp.Handler {
 
 func newBenchChallenge(tb testing.TB, h *Handler, code string) *challenge {
 	tb.Helper()
-	return h.core.refs.newChallenge("bench", "alice@example.com", "", code, time.Now(), 10*time.Minute)
+	ch := h.core.refs.newChallenge("bench", "alice@example.com", "", code, time.Now(), 10*time.Minute)
+	ch.Binding = bindingOf(h.issuer(benchRequest(h, nil)), h.core.tokenPath) // as the handler sends it
+	return ch
 }
 
 func BenchmarkNewCode(b *testing.B) {
