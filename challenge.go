@@ -105,7 +105,7 @@ func (c *challenge) logID() string { return fmt.Sprintf("%x", c.ID[:4]) }
 
 const (
 	refVersion   = 2    // 1 lacked the binding, the username and max_attempts
-	maxRefLength = 2048 // base64 characters; real ones are about 300
+	maxRefLength = 2048 // base64 characters; with every field at its 255 bytes a reference is 1,515
 	maxFieldLen  = 255
 )
 
