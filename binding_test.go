@@ -118,17 +118,28 @@ func TestReferenceBoundToSite(t *testing.T) {
 func TestReferenceRecheckAllowDomains(t *testing.T) {
 	mp := startMailpit(t)
 	tc := startCaddy(t, webSite(mp.SMTPPort, "", ""))
-	const addr = "eve@evil.example"
+	const addr, pageAddr = "eve@evil.example", "eve2@evil.example"
 	a := post(t, tc.Base+tokenPath, initiateForm(addr), webCreds)
 	if a.Status != http.StatusOK {
 		t.Fatalf("initiate: %s", a)
 	}
 	code := codeFrom(t, mp.WaitFor(t, addr, 10*time.Second).Text, DefaultCodeLength)
+	br := newBrowserless(t, tc.Base)
+	tok := br.do(http.MethodGet, signinPath, nil, nil).field("csrf")
+	start := br.do(http.MethodPost, signinPath+"/start", url.Values{"email": {pageAddr}, "csrf": {tok}}, nil)
+	if start.Status != http.StatusOK || start.field("reference") == "" {
+		t.Fatalf("sign-in start: %d", start.Status)
+	}
+	pageCode := codeFrom(t, mp.WaitFor(t, pageAddr, 10*time.Second).Text, DefaultCodeLength)
 
 	tc.load(t, webSite(mp.SMTPPort, "example.com", "")) // the operator restricts web
 	b := post(t, tc.Base+tokenPath, validateForm(a.reference(), code), webCreds)
 	if b.Status != http.StatusBadRequest || b.str("error") != "unauthorized_client" || b.str("access_token") != "" {
 		t.Fatalf("a reference for a domain the client may no longer verify: %s", b)
+	}
+	v := br.do(http.MethodPost, signinPath+"/verify", url.Values{"reference": {start.field("reference")}, "code": {pageCode}, "csrf": {tok}}, nil)
+	if v.Status != http.StatusForbidden || br.cookie(DefaultSessionCookie) != nil {
+		t.Fatalf("sign-in page, a domain the client may no longer verify: %d, session cookie %v", v.Status, br.cookie(DefaultSessionCookie))
 	}
 }
 
