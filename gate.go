@@ -13,7 +13,6 @@ import (
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp/caddyauth"
 	"github.com/caddyserver/certmagic"
 	"go.uber.org/zap"
-	"go.uber.org/zap/zapcore"
 	"golang.org/x/net/http/httpguts"
 	"golang.org/x/net/idna"
 )
@@ -91,9 +90,20 @@ type Gate struct {
 	// trust it. Default: none.
 	Header string `json:"header,omitempty"`
 
-	// Cookie is the name of the sign-in page's session cookie.
+	// Cookie is the name of the sign-in page's session cookie. Over TLS the
+	// gate reads only `__Host-<cookie>` (or `__Secure-<cookie>` with
+	// CookieDomain), the name the sign-in page sets there.
 	// Default: email_otp_session
 	Cookie string `json:"cookie,omitempty"`
+
+	// CookieDomain must equal the sign-in page's cookie_domain when that is
+	// set: over TLS the gate then reads `__Secure-<cookie>` instead of
+	// `__Host-<cookie>`. Default: none (a host-only session cookie).
+	CookieDomain string `json:"cookie_domain,omitempty"`
+
+	// AuditLogAddress is how the address appears in the audit line of a
+	// refusal: masked (a***@example.com) or full. Default: masked
+	AuditLogAddress string `json:"audit_log_address,omitempty"`
 
 	// SignInPath, when set, sends a browser (a GET or HEAD that accepts
 	// text/html) without a valid credential to this path with a 302, the
@@ -118,6 +128,7 @@ type Gate struct {
 	RevocationRefresh caddy.Duration `json:"revocation_refresh,omitempty"`
 
 	logger    *zap.Logger
+	audit     auditLog
 	revoked   *revocationList
 	revKey    string
 	keys      *gateKeys
@@ -147,6 +158,7 @@ func (g *Gate) Provision(ctx caddy.Context) error {
 // gate without a running Caddy.
 func (g *Gate) provision(ctx context.Context, storage certmagic.Storage, logger *zap.Logger) error {
 	g.logger = logger
+	g.audit = newAuditLog(logger, g.AuditLogAddress)
 	g.fillDefaults()
 	if err := g.Validate(); err != nil {
 		return err
@@ -222,6 +234,12 @@ func (g *Gate) Validate() error {
 	if err := validateRevocationRefresh(g.RevocationRefresh); err != nil {
 		return err
 	}
+	if err := validateCookieDomain(g.CookieDomain); err != nil {
+		return err
+	}
+	if err := validateAuditAddress(g.AuditLogAddress); err != nil {
+		return err
+	}
 	if g.SignInPath != "" && (!strings.HasPrefix(g.SignInPath, "/") || strings.HasPrefix(g.SignInPath, "//")) {
 		return fmt.Errorf("signin %q must be a path on this site, starting with a single /", g.SignInPath)
 	}
@@ -243,21 +261,23 @@ func (g *Gate) Authenticate(w http.ResponseWriter, r *http.Request) (caddyauth.U
 	}
 	var (
 		u         caddyauth.User
+		sub       string
 		err       error
 		presented bool
 	)
 	switch {
 	case hasBearer:
 		presented = true
-		u, err = g.verify(r, bearer, kindBearer)
+		u, sub, err = g.verify(r, bearer, kindBearer)
 	case g.accepts[kindSession]:
 		err = errNoCredential
-		// Several cookies of that name are tried: a sibling subdomain may
-		// have planted one of its own in front of ours.
-		cookies := r.CookiesNamed(g.Cookie)
+		// Over TLS only the prefixed name counts (sessioncookie.go). Several
+		// cookies of that name are tried: over plain HTTP a sibling
+		// subdomain may have planted one of its own in front of ours.
+		cookies := r.CookiesNamed(sessionCookieName(g.Cookie, g.CookieDomain, r.TLS != nil))
 		for _, c := range cookies[:min(len(cookies), maxSessionCookies)] {
 			presented = true
-			if u, err = g.verify(r, c.Value, kindSession); err == nil || errors.Is(err, errKeyStorage) {
+			if u, sub, err = g.verify(r, c.Value, kindSession); err == nil || errors.Is(err, errKeyStorage) {
 				break
 			}
 		}
@@ -270,9 +290,7 @@ func (g *Gate) Authenticate(w http.ResponseWriter, r *http.Request) (caddyauth.U
 		}
 		return u, true, nil
 	}
-	if c := g.logger.Check(zapcore.DebugLevel, "credential refused"); c != nil {
-		c.Write(zap.Bool("presented", presented), zap.String("reason", err.Error()))
-	}
+	g.audit.write(auditRefusal, requestRoute(r), sub, err.Error(), zap.Bool("presented", presented))
 	g.refuse(w, r, presented, hasBearer)
 	if errors.Is(err, errKeyStorage) {
 		return caddyauth.User{}, false, err

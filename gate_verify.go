@@ -16,14 +16,22 @@ type gateClaims struct {
 	AuthTime int64  `json:"auth_time"`
 }
 
-// verify checks one token of the given kind and returns its user.
-func (g *Gate) verify(r *http.Request, raw, kind string) (caddyauth.User, error) {
-	var none caddyauth.User
+// verify checks one token of the given kind and returns its user. When
+// the token is refused after its signature verified, it also returns the
+// subject it names, for the audit line.
+func (g *Gate) verify(r *http.Request, raw, kind string) (caddyauth.User, string, error) {
 	var extra gateClaims
 	std, err := parseVerified(raw, kindTyp[kind], g.keys.lookup, &extra)
 	if err != nil {
-		return none, err
+		return caddyauth.User{}, "", err
 	}
+	u, err := g.check(r, std, extra, kind)
+	return u, std.Subject, err
+}
+
+// check applies the gate's rules to the claims of a verified token.
+func (g *Gate) check(r *http.Request, std jwt.Claims, extra gateClaims, kind string) (caddyauth.User, error) {
+	var none caddyauth.User
 	if err := std.ValidateWithLeeway(jwt.Expected{Time: now()}, g.leeway); err != nil {
 		return none, errTime
 	}

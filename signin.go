@@ -70,17 +70,6 @@ func (si *signIn) signInForm(w http.ResponseWriter, r *http.Request) {
 	si.render(w, http.StatusOK, p)
 }
 
-// signedIn returns the address of the browser's session, if it holds a
-// valid one.
-func (si *signIn) signedIn(r *http.Request) (string, bool) {
-	c, err := r.Cookie(si.cfg.Cookie)
-	if err != nil {
-		return "", false
-	}
-	addr, err := si.keys.verifySession(c.Value, si.issuer(r), now())
-	return addr, err == nil
-}
-
 // signInStart mails a code to the address typed and shows the code form,
 // which carries the sealed reference in a hidden field.
 func (si *signIn) signInStart(w http.ResponseWriter, r *http.Request) {
@@ -183,7 +172,8 @@ func (si *signIn) signInVerify(w http.ResponseWriter, r *http.Request) {
 		si.render(w, http.StatusServiceUnavailable, p)
 		return
 	}
-	http.SetCookie(w, si.sessionCookie(r, token, int(time.Duration(si.cfg.SessionLifetime)/time.Second)))
+	http.SetCookie(w, si.sessionCookie(r, token, int(si.firstExpiry(res.authTime).Sub(res.authTime)/time.Second)))
+	si.audit.write(auditSignIn, requestRoute(r), res.address, "code")
 	si.redirect(w, p)
 }
 
@@ -202,15 +192,15 @@ func (si *signIn) signOut(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	http.SetCookie(w, si.sessionCookie(r, "", -1))
-	if ce := si.logger.Check(zap.InfoLevel, "signin session"); ce != nil {
-		ce.Write(zap.String("client", si.cfg.client.ID), zap.String("outcome", "signed_out"))
+	view, ok := si.endSession(w, r, form, p)
+	if !ok {
+		return
 	}
 	if first(form, fieldRedirect) == "1" {
 		si.redirect(w, p)
 		return
 	}
-	p.View = viewSignedOut
+	p.View = view
 	si.render(w, http.StatusOK, p)
 }
 

@@ -1,0 +1,85 @@
+package emailotp
+
+import (
+	"encoding/base64"
+	"encoding/json"
+	"net/http"
+	"strings"
+	"time"
+
+	"go.uber.org/zap"
+)
+
+// Sliding sessions (idle_timeout). A session cookie expires idle_timeout
+// after it was signed. Every request that passes through the email_otp
+// handler of the site (it runs before the gate) with a session cookie of
+// which more than half the idle period is used gets a renewed cookie: the
+// same id and sign-in time (iat), a new expiry of now + idle_timeout, never
+// beyond iat + session_lifetime. The renewed cookie is signed with the
+// handler's key, so every instance sharing the storage accepts it, and it
+// stays subject to the revocation list (its iat is the sign-in's).
+
+// slide renews the request's session cookie when it is due. It costs a
+// base64 and JSON decode of the payload on requests that carry a session;
+// only a due renewal verifies the signature and signs anew.
+func (si *signIn) slide(w http.ResponseWriter, r *http.Request) {
+	idle := time.Duration(si.cfg.IdleTimeout)
+	if idle == 0 {
+		return
+	}
+	name := si.cookieName(r)
+	c, err := r.Cookie(name)
+	if err != nil {
+		return
+	}
+	t := now()
+	if exp, ok := unverifiedExpiry(c.Value); !ok || !renewalDue(t, exp, idle) {
+		return
+	}
+	s, ok := si.currentSession(r, name)
+	if !ok || !renewalDue(t, s.exp, idle) {
+		return
+	}
+	next := t.Add(idle)
+	if end := s.iat.Add(time.Duration(si.cfg.SessionLifetime)); end.Before(next) {
+		next = end
+	}
+	next = next.Truncate(time.Second)
+	if !next.After(s.exp) {
+		return // at the absolute end: the session ends with its lifetime
+	}
+	s.exp = next
+	tok, err := si.signSession(r, s)
+	if err != nil {
+		si.logger.Warn("renewing a session failed", zap.Error(err))
+		return
+	}
+	si.setSession(w, r, tok, s)
+}
+
+// renewalDue reports whether more than half of the idle period before exp
+// is used at t.
+func renewalDue(t, exp time.Time, idle time.Duration) bool {
+	return t.After(exp.Add(-idle / 2))
+}
+
+// unverifiedExpiry reads the exp claim of a compact JWS without checking
+// it: only to decide whether verifying is worth it.
+func unverifiedExpiry(token string) (time.Time, bool) {
+	_, rest, ok := strings.Cut(token, ".")
+	payload, _, ok2 := strings.Cut(rest, ".")
+	if !ok || !ok2 || len(payload) > maxTokenBytes {
+		return time.Time{}, false
+	}
+	b, err := base64.RawURLEncoding.DecodeString(payload)
+	if err != nil {
+		return time.Time{}, false
+	}
+	var c struct {
+		Exp int64 `json:"exp"`
+	}
+	if json.Unmarshal(b, &c) != nil || c.Exp == 0 {
+		return time.Time{}, false
+	}
+	return time.Unix(c.Exp, 0), true
+}
