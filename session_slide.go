@@ -33,12 +33,12 @@ func (si *signIn) slide(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	t := now()
-	if exp, ok := unverifiedExpiry(c.Value); !ok || !renewalDue(t, exp, idle) {
+	if exp, ok := unverifiedExpiry(c.Value); !ok || !renewalDue(t, exp, idle) || !t.Before(exp) {
 		return
 	}
 	s, ok := si.currentSession(r, name)
-	if !ok || !renewalDue(t, s.exp, idle) {
-		return
+	if !ok || !renewalDue(t, s.exp, idle) || !t.Before(s.exp) {
+		return // an expired session is never revived, whatever the leeway
 	}
 	next := t.Add(idle)
 	if end := s.iat.Add(time.Duration(si.cfg.SessionLifetime)); end.Before(next) {
