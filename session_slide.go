@@ -23,11 +23,19 @@ import (
 // base64 and JSON decode of the payload on requests that carry a session;
 // only a due renewal verifies the signature and signs anew.
 func (si *signIn) slide(w http.ResponseWriter, r *http.Request) {
+	if si.cfg.IdleTimeout != 0 {
+		si.slideAs(w, r, si.cookieName(r), r.TLS != nil)
+	}
+}
+
+// slideAs is slide for the cookie of that name, for a browser that reached
+// us over TLS (secure) or not: the forward-auth endpoint learns that from
+// the proxy.
+func (si *signIn) slideAs(w http.ResponseWriter, r *http.Request, name string, secure bool) {
 	idle := time.Duration(si.cfg.IdleTimeout)
 	if idle == 0 {
 		return
 	}
-	name := si.cookieName(r)
 	c, err := r.Cookie(name)
 	if err != nil {
 		return
@@ -54,7 +62,7 @@ func (si *signIn) slide(w http.ResponseWriter, r *http.Request) {
 		si.logger.Warn("renewing a session failed", zap.Error(err))
 		return
 	}
-	si.setSession(w, r, tok, s)
+	http.SetCookie(w, si.sessionCookieAs(name, secure, tok, max(1, int(time.Until(s.exp)/time.Second))))
 }
 
 // renewalDue reports whether more than half of the idle period before exp

@@ -43,6 +43,8 @@ func (si *signIn) serveSignIn(w http.ResponseWriter, r *http.Request) bool {
 		si.signInVerify(w, r)
 	case rest == "/signout" && (get || post):
 		si.signOut(w, r)
+	case rest == "/auth":
+		si.forwardAuth(w, r)
 	case rest == "/style.css" && get:
 		serveStyle(w)
 	case rest == "" || rest == "/" || rest == "/style.css":
@@ -63,7 +65,7 @@ func (si *signIn) serveSignIn(w http.ResponseWriter, r *http.Request) bool {
 // signInForm shows the address form, or who is signed in when the browser
 // already holds a valid session.
 func (si *signIn) signInForm(w http.ResponseWriter, r *http.Request) {
-	p := si.newPage(w, r, safeReturn(r.URL.Query().Get(fieldReturn)))
+	p := si.newPage(w, r, si.safeReturn(r.URL.Query().Get(fieldReturn)))
 	if addr, ok := si.signedIn(r); ok {
 		p.View, p.Email = viewSignedIn, addr
 	}
@@ -211,7 +213,7 @@ func (si *signIn) signOut(w http.ResponseWriter, r *http.Request) {
 // says the browser is signed out. It never changes a cookie but the CSRF one.
 func (si *signIn) signOutForm(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
-	p := si.newPage(w, r, safeReturn(q.Get(fieldReturn)))
+	p := si.newPage(w, r, si.safeReturn(q.Get(fieldReturn)))
 	p.Redirect = q.Has(fieldReturn)
 	if addr, ok := si.signedIn(r); ok {
 		p.View, p.Email = viewSignOut, addr
@@ -236,7 +238,7 @@ func (si *signIn) redirect(w http.ResponseWriter, p *page) {
 func (si *signIn) readPost(w http.ResponseWriter, r *http.Request) (url.Values, *page, bool) {
 	r.Body = http.MaxBytesReader(w, r.Body, maxBodyBytes)
 	err := r.ParseForm()
-	p := si.newPage(w, r, safeReturn(first(r.PostForm, fieldReturn)))
+	p := si.newPage(w, r, si.safeReturn(first(r.PostForm, fieldReturn)))
 	if err != nil {
 		p.View, p.Error = viewFailed, p.T.ErrForm
 		si.render(w, http.StatusBadRequest, p)

@@ -62,21 +62,22 @@ func (si *signIn) cookieName(r *http.Request) string {
 // sessionCookie is the session cookie with its fixed attributes; an empty
 // value with maxAge < 0 deletes it.
 func (si *signIn) sessionCookie(r *http.Request, value string, maxAge int) *http.Cookie {
+	return si.sessionCookieAs(si.cookieName(r), r.TLS != nil, value, maxAge)
+}
+
+// sessionCookieAs is sessionCookie for a browser that reached us over TLS
+// (secure) or not, under that cookie name.
+func (si *signIn) sessionCookieAs(name string, secure bool, value string, maxAge int) *http.Cookie {
 	return &http.Cookie{
-		Name:     si.cookieName(r),
+		Name:     name,
 		Value:    value,
 		Path:     "/",
 		Domain:   si.cfg.CookieDomain,
 		MaxAge:   maxAge,
 		HttpOnly: true,
-		Secure:   r.TLS != nil,
+		Secure:   secure,
 		SameSite: http.SameSiteLaxMode,
 	}
-}
-
-// setSession sets the cookie of s, living until s.exp.
-func (si *signIn) setSession(w http.ResponseWriter, r *http.Request, token string, s session) {
-	http.SetCookie(w, si.sessionCookie(r, token, max(1, int(time.Until(s.exp)/time.Second))))
 }
 
 // signedIn returns the address of the browser's session, if it holds a
