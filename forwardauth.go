@@ -120,3 +120,14 @@ func (si *signIn) safeReturn(s string) string {
 	}
 	return u.String()
 }
+
+// widenFormAction lets the pages' forms lead to the hosts under
+// cookie_domain: browsers apply the CSP's form-action to the redirect that
+// follows a post, and the code form's redirects to the return URL, which
+// may be on another host under the domain.
+func (si *signIn) widenFormAction(w http.ResponseWriter) {
+	if d := si.cfg.CookieDomain; d != "" {
+		csp := strings.Replace(pageCSP, "form-action 'self'", "form-action 'self' "+d+":* *."+d+":*", 1)
+		w.Header().Set("Content-Security-Policy", csp)
+	}
+}

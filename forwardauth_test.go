@@ -62,7 +62,7 @@ func TestForwardAuth(t *testing.T) {
 	b.waitURL("back on the app", func(u *url.URL) bool {
 		return u.Host == strings.TrimPrefix(app("app"), "http://") && u.Path == "/private"
 	})
-	want := fmt.Sprintf("app app.example.test:%d /private verified=%s", appPort, fa)
+	want := "app app.example.test /private verified=" + fa
 	if body := b.text("body"); body != want {
 		t.Fatalf("app says %q, want %q", body, want)
 	}
