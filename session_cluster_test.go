@@ -200,6 +200,23 @@ func TestSignOutEverywhere(t *testing.T) {
 		}
 	}
 
+	// The audit trail of A: one line per sign-in, sign-out, revocation and
+	// refusal, the address masked, never a session.
+	out := a.Output()
+	for _, want := range []string{
+		`"msg":"signin","event":"signin","route":"` + strings.TrimPrefix(a.Base, "http://") + signinPath + `/verify","address":"a***@example.com","reason":"code"`,
+		`"event":"revocation","route":"` + strings.TrimPrefix(a.Base, "http://") + signinPath + `/signout","address":"a***@example.com","reason":"signout_everywhere","by":"user"`,
+		`"event":"signout_everywhere","route":"` + strings.TrimPrefix(a.Base, "http://") + signinPath + `/signout","address":"a***@example.com","reason":"button"`,
+		`"event":"refusal","route":"` + strings.TrimPrefix(a.Base, "http://") + `/app/","address":"a***@example.com","reason":"revoked"`,
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("A's log lacks %s", want)
+		}
+	}
+	if strings.Contains(out, ann) || strings.Contains(out, token) || strings.Contains(out, strings.Split(phone.cookie(DefaultSessionCookie).Value, ".")[2]) {
+		t.Error("A's log holds ann's address whole, her token or her session")
+	}
+
 	// A new sign-in, after the cut-off's second, is a new session.
 	time.Sleep(1100 * time.Millisecond)
 	again := signInClient(t, mp, bp.Base, ann)
@@ -217,7 +234,7 @@ func TestSignOutEverywhere(t *testing.T) {
 // renewal keeps the session's id and sign-in time.
 func TestIdleTimeoutTwoInstances(t *testing.T) {
 	mp := startMailpit(t)
-	site := sessionSite(mp.SMTPPort, "\t\t\tidle_timeout 6s", "")
+	site := sessionSite(mp.SMTPPort, "\t\t\tidle_timeout 6s\n\t\t\taudit_log_address full", "")
 	a := startCaddyProc(t, site)
 	bp := startCaddyProc(t, site, procOpts{storage: a.Storage})
 	const addr = "idle@example.com"
@@ -266,6 +283,10 @@ func TestIdleTimeoutTwoInstances(t *testing.T) {
 	old.c.Jar.SetCookies(u, []*http.Cookie{{Name: DefaultSessionCookie, Value: first.Value, Path: "/"}})
 	if s, _ := appStatus(old, a.Base); s != http.StatusFound {
 		t.Errorf("the first cookie after its idle expiry: %d, want 302", s)
+	}
+
+	if out := a.Output(); !strings.Contains(out, `"event":"signin","route":"`+strings.TrimPrefix(a.Base, "http://")+signinPath+`/verify","address":"`+addr+`"`) {
+		t.Error("audit_log_address full: the sign-in line lacks the whole address")
 	}
 
 	// Left alone past the idle period, the session ends on both (the jar
