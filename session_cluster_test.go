@@ -285,8 +285,24 @@ func TestIdleTimeoutTwoInstances(t *testing.T) {
 		t.Errorf("the first cookie after its idle expiry: %d, want 302", s)
 	}
 
-	if out := a.Output(); !strings.Contains(out, `"event":"signin","route":"`+strings.TrimPrefix(a.Base, "http://")+signinPath+`/verify","address":"`+addr+`"`) {
-		t.Error("audit_log_address full: the sign-in line lacks the whole address")
+	// A wrong code is a refusal in the audit trail, the address whole here.
+	w := newBrowserless(t, a.Base)
+	form := w.do(http.MethodGet, signinPath, nil, nil)
+	start := w.do(http.MethodPost, signinPath+"/start", url.Values{"email": {"wrong@example.com"}, "csrf": {form.field("csrf")}}, nil)
+	code := codeFrom(t, mp.WaitFor(t, "wrong@example.com", 15*time.Second).Text, DefaultCodeLength)
+	if v := w.do(http.MethodPost, signinPath+"/verify", url.Values{"reference": {start.field("reference")},
+		"code": {wrong(code)}, "csrf": {form.field("csrf")}}, nil); v.Status != http.StatusBadRequest {
+		t.Fatalf("wrong code: %d", v.Status)
+	}
+	route := strings.TrimPrefix(a.Base, "http://") + signinPath + "/verify"
+	out := a.Output()
+	for _, want := range []string{
+		`"event":"signin","route":"` + route + `","address":"` + addr + `","reason":"code"`,
+		`"event":"refusal","route":"` + route + `","address":"wrong@example.com","reason":"invalid_code"`,
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("audit_log_address full: the log lacks %s", want)
+		}
 	}
 
 	// Left alone past the idle period, the session ends on both (the jar

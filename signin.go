@@ -154,6 +154,9 @@ func (si *signIn) signInVerify(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	p.Email = res.address
+	if res.outcome != outcomeOK {
+		si.audit.write(auditRefusal, requestRoute(r), res.address, res.outcome)
+	}
 	switch res.outcome {
 	case outcomeOK:
 	case outcomeInvalid:
