@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/certmagic"
 	"github.com/chromedp/chromedp"
 	"go.uber.org/zap"
@@ -205,5 +206,60 @@ func TestSafeReturnCookieDomain(t *testing.T) {
 	none := &signIn{cfg: &SignInConfig{}}
 	if got := none.safeReturn("https://app.example.test/"); got != "/" {
 		t.Errorf("without cookie_domain: %q", got)
+	}
+}
+
+// TestForwardAuthAnswers: the endpoint's three answers, read as a proxy
+// sends them: over TLS (X-Forwarded-Proto https) only the __Host- cookie
+// counts, a session due for renewal comes back with a renewed Secure cookie
+// on the 200, and a refusal is a 302 for a navigation and a 401 otherwise.
+func TestForwardAuthAnswers(t *testing.T) {
+	storage := &certmagic.FileStorage{Path: t.TempDir()}
+	keys, err := loadSigningKeys(context.Background(), storage, "ES256", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := SignInConfig{SessionConfig: SessionConfig{IdleTimeout: caddy.Duration(10 * time.Minute)}}.withDefaults(nil)
+	si := &signIn{cfg: &cfg, keys: keys, logger: zap.NewNop(),
+		issuer: func(*http.Request) string { return "https://auth.example.test/uas" }}
+	t0 := time.Now().Add(-8 * time.Minute) // more than half of the idle period used
+	tok, err := si.signSession(httptest.NewRequest(http.MethodGet, "/", nil),
+		session{addr: "ann@example.com", jti: randomID(), iat: t0, exp: t0.Add(10 * time.Minute)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ask := func(cookie string, hdr map[string]string) *httptest.ResponseRecorder {
+		r := httptest.NewRequest(http.MethodGet, "http://auth.example.test"+signinPath+"/auth", nil)
+		r.Header.Set("X-Forwarded-Proto", "https")
+		r.Header.Set("X-Forwarded-Host", "auth.example.test")
+		r.Header.Set("X-Forwarded-Uri", "/private?x=1")
+		for k, v := range hdr {
+			r.Header.Set(k, v)
+		}
+		if cookie != "" {
+			r.AddCookie(&http.Cookie{Name: cookie, Value: tok})
+		}
+		w := httptest.NewRecorder()
+		si.forwardAuth(w, r)
+		return w
+	}
+	ok := ask("__Host-"+DefaultSessionCookie, nil)
+	if ok.Code != 200 || ok.Header().Get(forwardAuthHeader) != "ann@example.com" {
+		t.Fatalf("valid session: %d %q", ok.Code, ok.Header().Get(forwardAuthHeader))
+	}
+	renewed := (&http.Response{Header: ok.Header()}).Cookies()
+	if len(renewed) != 1 || renewed[0].Name != "__Host-"+DefaultSessionCookie || !renewed[0].Secure || renewed[0].MaxAge < 9*60 {
+		t.Errorf("renewal on the 200: %+v", renewed)
+	}
+	if w := ask(DefaultSessionCookie, nil); w.Code != http.StatusUnauthorized {
+		t.Errorf("bare cookie name behind TLS: %d, want 401", w.Code)
+	}
+	nav := ask("", map[string]string{"Accept": "text/html", "X-Forwarded-Method": "GET"})
+	if loc := nav.Header().Get("Location"); nav.Code != http.StatusFound ||
+		loc != "https://auth.example.test"+signinPath+"?return="+url.QueryEscape("/private?x=1") {
+		t.Errorf("navigation without a session: %d Location %q", nav.Code, loc)
+	}
+	if w := ask("", map[string]string{"Accept": "text/html", "X-Forwarded-Method": "POST"}); w.Code != http.StatusUnauthorized {
+		t.Errorf("a POST without a session: %d, want 401", w.Code)
 	}
 }
