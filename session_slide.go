@@ -63,6 +63,9 @@ func (si *signIn) slideAs(w http.ResponseWriter, r *http.Request, name string, s
 		return
 	}
 	http.SetCookie(w, si.sessionCookieAs(name, secure, tok, max(1, int(time.Until(s.exp)/time.Second))))
+	// The app's answer now carries a person's cookie: no shared cache may
+	// keep it (an app that sets Cache-Control itself replaces this).
+	w.Header().Add("Cache-Control", "private")
 }
 
 // renewalDue reports whether more than half of the idle period before exp
