@@ -126,17 +126,16 @@ func (a *AdminAPI) revoke(w http.ResponseWriter, r *http.Request) error {
 		a.logger.Error("revocation not stored", zap.Error(err))
 		return caddy.APIError{HTTPStatus: http.StatusServiceUnavailable, Err: errors.New("the revocation could not be stored")}
 	}
-	kind, masked := "before", ""
+	kind := "before"
 	switch {
 	case e.jti != "":
 		kind = "jti"
 	case e.address != "":
 		kind = "address"
-		addr, _ := parseAddress(e.address)
-		masked = addr.masked()
 	}
-	a.logger.Info("revocation", zap.String("by", "admin"), zap.String("kind", kind),
-		zap.String("address", masked), zap.Time("before", e.before))
+	// The admin API has no configuration: its audit lines mask the address.
+	newAuditLog(a.logger, auditAddressMasked).write(auditRevocation, "admin"+r.URL.Path, e.address, kind,
+		zap.String("by", "admin"), zap.Time("before", e.before))
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("Cache-Control", "no-store")
 	_, err = w.Write([]byte(`{"revoked":true}` + "\n"))

@@ -463,6 +463,9 @@ func durationArg(d *caddyfile.Dispenser, dst *caddy.Duration) error {
 //		session_lifetime <duration>
 //		client           <client id>
 //		title            <text>
+//		idle_timeout     <duration>
+//		cookie_domain    <domain>
+//		audit_log_address masked|full
 //	}
 func (s *SignInConfig) unmarshal(d *caddyfile.Dispenser) error {
 	if d.NextArg() {
@@ -485,7 +488,10 @@ func (s *SignInConfig) unmarshal(d *caddyfile.Dispenser) error {
 		case "title":
 			err = oneArg(d, &s.Title)
 		default:
-			return d.Errf("signin: unknown subdirective %q", d.Val())
+			var ok bool
+			if ok, err = s.SessionConfig.unmarshalOption(d); !ok {
+				return d.Errf("signin: unknown subdirective %q", d.Val())
+			}
 		}
 		if err != nil {
 			return err

@@ -5,19 +5,14 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"net/url"
-	"strconv"
 	"strings"
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
-	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp/caddyauth"
 	"github.com/caddyserver/certmagic"
-	"github.com/go-jose/go-jose/v4/jwt"
 	"go.uber.org/zap"
-	"go.uber.org/zap/zapcore"
 	"golang.org/x/net/http/httpguts"
 	"golang.org/x/net/idna"
 )
@@ -95,9 +90,20 @@ type Gate struct {
 	// trust it. Default: none.
 	Header string `json:"header,omitempty"`
 
-	// Cookie is the name of the sign-in page's session cookie.
+	// Cookie is the name of the sign-in page's session cookie. Over TLS the
+	// gate reads only `__Host-<cookie>` (or `__Secure-<cookie>` with
+	// CookieDomain), the name the sign-in page sets there.
 	// Default: email_otp_session
 	Cookie string `json:"cookie,omitempty"`
+
+	// CookieDomain must equal the sign-in page's cookie_domain when that is
+	// set: over TLS the gate then reads `__Secure-<cookie>` instead of
+	// `__Host-<cookie>`. Default: none (a host-only session cookie).
+	CookieDomain string `json:"cookie_domain,omitempty"`
+
+	// AuditLogAddress is how the address appears in the audit line of a
+	// refusal: masked (a***@example.com) or full. Default: masked
+	AuditLogAddress string `json:"audit_log_address,omitempty"`
 
 	// SignInPath, when set, sends a browser (a GET or HEAD that accepts
 	// text/html) without a valid credential to this path with a 302, the
@@ -122,6 +128,7 @@ type Gate struct {
 	RevocationRefresh caddy.Duration `json:"revocation_refresh,omitempty"`
 
 	logger    *zap.Logger
+	audit     auditLog
 	revoked   *revocationList
 	revKey    string
 	keys      *gateKeys
@@ -151,6 +158,7 @@ func (g *Gate) Provision(ctx caddy.Context) error {
 // gate without a running Caddy.
 func (g *Gate) provision(ctx context.Context, storage certmagic.Storage, logger *zap.Logger) error {
 	g.logger = logger
+	g.audit = newAuditLog(logger, g.AuditLogAddress)
 	g.fillDefaults()
 	if err := g.Validate(); err != nil {
 		return err
@@ -226,6 +234,12 @@ func (g *Gate) Validate() error {
 	if err := validateRevocationRefresh(g.RevocationRefresh); err != nil {
 		return err
 	}
+	if err := validateCookieDomain(g.CookieDomain); err != nil {
+		return err
+	}
+	if err := validateAuditAddress(g.AuditLogAddress); err != nil {
+		return err
+	}
 	if g.SignInPath != "" && (!strings.HasPrefix(g.SignInPath, "/") || strings.HasPrefix(g.SignInPath, "//")) {
 		return fmt.Errorf("signin %q must be a path on this site, starting with a single /", g.SignInPath)
 	}
@@ -247,21 +261,23 @@ func (g *Gate) Authenticate(w http.ResponseWriter, r *http.Request) (caddyauth.U
 	}
 	var (
 		u         caddyauth.User
+		sub       string
 		err       error
 		presented bool
 	)
 	switch {
 	case hasBearer:
 		presented = true
-		u, err = g.verify(r, bearer, kindBearer)
+		u, sub, err = g.verify(r, bearer, kindBearer)
 	case g.accepts[kindSession]:
 		err = errNoCredential
-		// Several cookies of that name are tried: a sibling subdomain may
-		// have planted one of its own in front of ours.
-		cookies := r.CookiesNamed(g.Cookie)
+		// Over TLS only the prefixed name counts (sessioncookie.go). Several
+		// cookies of that name are tried: over plain HTTP a sibling
+		// subdomain may have planted one of its own in front of ours.
+		cookies := r.CookiesNamed(sessionCookieName(g.Cookie, g.CookieDomain, r.TLS != nil))
 		for _, c := range cookies[:min(len(cookies), maxSessionCookies)] {
 			presented = true
-			if u, err = g.verify(r, c.Value, kindSession); err == nil || errors.Is(err, errKeyStorage) {
+			if u, sub, err = g.verify(r, c.Value, kindSession); err == nil || errors.Is(err, errKeyStorage) {
 				break
 			}
 		}
@@ -274,180 +290,12 @@ func (g *Gate) Authenticate(w http.ResponseWriter, r *http.Request) (caddyauth.U
 		}
 		return u, true, nil
 	}
-	if c := g.logger.Check(zapcore.DebugLevel, "credential refused"); c != nil {
-		c.Write(zap.Bool("presented", presented), zap.String("reason", err.Error()))
-	}
+	g.audit.write(auditRefusal, requestRoute(r), sub, err.Error(), zap.Bool("presented", presented))
 	g.refuse(w, r, presented, hasBearer)
 	if errors.Is(err, errKeyStorage) {
 		return caddyauth.User{}, false, err
 	}
 	return caddyauth.User{}, false, nil
-}
-
-// bearerToken returns the token of an `Authorization: Bearer` header when
-// the gate accepts bearer tokens. Several Authorization headers, or a
-// malformed Bearer one, count as a presented, invalid token.
-func (g *Gate) bearerToken(r *http.Request) (string, bool) {
-	if !g.accepts[kindBearer] {
-		return "", false
-	}
-	vals := r.Header.Values("Authorization")
-	if len(vals) == 0 {
-		return "", false
-	}
-	scheme, tok, _ := strings.Cut(vals[0], " ")
-	if !strings.EqualFold(scheme, "Bearer") {
-		if len(vals) > 1 {
-			return "", true
-		}
-		return "", false // Basic and others belong to someone else
-	}
-	tok = strings.TrimLeft(tok, " ")
-	if len(vals) > 1 || tok == "" || strings.ContainsAny(tok, " \t") {
-		return "", true
-	}
-	return tok, true
-}
-
-// refuse writes the answer to a request that is not admitted: a redirect to
-// the sign-in page for a browser navigation, else the RFC 6750 challenge
-// (the authentication handler then answers 401).
-func (g *Gate) refuse(w http.ResponseWriter, r *http.Request, presented, bearer bool) {
-	if g.SignInPath != "" && !bearer && isNavigation(r) && r.URL.Path != g.SignInPath {
-		orig := r
-		if o, ok := r.Context().Value(caddyhttp.OriginalRequestCtxKey).(http.Request); ok {
-			orig = &o
-		}
-		sep := "?"
-		if strings.Contains(g.SignInPath, "?") {
-			sep = "&"
-		}
-		w.Header().Set("Location", g.SignInPath+sep+"return="+url.QueryEscape(orig.URL.RequestURI()))
-		w.Header().Set("Cache-Control", "no-store")
-		w.Header().Add("Vary", "Accept")
-		w.WriteHeader(http.StatusFound)
-		return
-	}
-	challenge := `Bearer realm="email_otp"`
-	if presented {
-		challenge += `, error="invalid_token"`
-	}
-	w.Header().Set("WWW-Authenticate", challenge)
-}
-
-// isNavigation reports whether the request looks like a browser loading a
-// page: a GET or HEAD that accepts text/html.
-func isNavigation(r *http.Request) bool {
-	if r.Method != http.MethodGet && r.Method != http.MethodHead {
-		return false
-	}
-	for _, part := range strings.Split(r.Header.Get("Accept"), ",") {
-		mt, _, _ := strings.Cut(part, ";")
-		if strings.EqualFold(strings.TrimSpace(mt), "text/html") {
-			return true
-		}
-	}
-	return false
-}
-
-// gateClaims are the claims the gate reads besides the registered ones.
-type gateClaims struct {
-	Email    string `json:"email"`
-	ClientID string `json:"client_id"`
-	Scope    string `json:"scope"`
-	AuthTime int64  `json:"auth_time"`
-}
-
-// verify checks one token of the given kind and returns its user.
-func (g *Gate) verify(r *http.Request, raw, kind string) (caddyauth.User, error) {
-	var none caddyauth.User
-	var extra gateClaims
-	std, err := parseVerified(raw, kindTyp[kind], g.keys.lookup, &extra)
-	if err != nil {
-		return none, err
-	}
-	if err := std.ValidateWithLeeway(jwt.Expected{Time: now()}, g.leeway); err != nil {
-		return none, errTime
-	}
-	if std.Issuer != g.issuer(r) {
-		return none, errIssuer
-	}
-	switch kind {
-	case kindBearer:
-		if extra.ClientID == "" || !std.Audience.Contains(extra.ClientID) ||
-			(g.clients != nil && !g.clients[extra.ClientID]) {
-			return none, errAudience
-		}
-	case kindSession:
-		if !std.Audience.Contains(sessionAudience) {
-			return none, errAudience
-		}
-	}
-	// The address is the email claim, normalized; sub is the username as
-	// the client sent it (tokens before the email claim: sub alone), and
-	// must be a spelling of the same mailbox (the validation's username may
-	// differ from the initiation's in case).
-	email := extra.Email
-	if email == "" {
-		email = std.Subject
-	}
-	addr, err := parseAddress(email)
-	if err != nil || addr.String() != email {
-		return none, errSubject
-	}
-	if std.Subject != email {
-		if s, err := parseAddress(std.Subject); err != nil || !strings.EqualFold(s.String(), email) {
-			return none, errEmailMismatch
-		}
-	}
-	if !g.allows(addr) {
-		return none, errNotAllowed
-	}
-	if g.revoked.revoked(std.ID, addr, issuedAt(std)) {
-		return none, errRevoked
-	}
-	authTime := ""
-	if extra.AuthTime > 0 {
-		authTime = strconv.FormatInt(extra.AuthTime, 10)
-	}
-	return caddyauth.User{
-		ID: email,
-		Metadata: map[string]string{
-			"email":     email,
-			"client_id": extra.ClientID,
-			"scope":     extra.Scope,
-			"auth_time": authTime,
-			"jti":       std.ID,
-			"kind":      kind,
-		},
-	}, nil
-}
-
-// allows applies allow_domains and allow_addresses: with neither, any
-// address passes; otherwise an address passes if either list admits it.
-func (g *Gate) allows(a address) bool {
-	if g.domains == nil && g.addresses == nil {
-		return true
-	}
-	return g.domains[a.Domain] || g.addresses[a.key()]
-}
-
-// issuer is the expected iss for this request, built as the email_otp
-// handler builds its default (for the default token path).
-func (g *Gate) issuer(r *http.Request) string {
-	return resolveIssuer(r, g.Issuer, issuerPath("", DefaultTokenPath))
-}
-
-// setOf indexes a list through norm; an empty list gives nil (no limit).
-func setOf(list []string, norm func(string) string) map[string]bool {
-	if len(list) == 0 {
-		return nil
-	}
-	m := make(map[string]bool, len(list))
-	for _, s := range list {
-		m[norm(s)] = true
-	}
-	return m
 }
 
 // Interface guards

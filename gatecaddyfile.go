@@ -38,6 +38,8 @@ func parseGateCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, er
 //		leeway          <duration>
 //		header          <field name>
 //		cookie          <name>
+//		cookie_domain   <domain>
+//		audit_log_address masked|full
 //		signin          [<path>]
 //		key_file        <pem file>
 //		previous_key_file <pem file>
@@ -70,6 +72,10 @@ func (g *Gate) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			err = oneArg(d, &g.Header)
 		case "cookie":
 			err = oneArg(d, &g.Cookie)
+		case "cookie_domain":
+			err = oneArg(d, &g.CookieDomain)
+		case "audit_log_address":
+			err = oneArg(d, &g.AuditLogAddress)
 		case "key_file":
 			err = oneArg(d, &g.KeyFile)
 		case "previous_key_file":

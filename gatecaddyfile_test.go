@@ -52,6 +52,16 @@ func TestGateCaddyfile(t *testing.T) {
 			key_file          /etc/caddy/otp.pem
 			previous_key_file /etc/caddy/otp-old.pem
 		}`, want: Gate{KeyFile: "/etc/caddy/otp.pem", PreviousKeyFile: "/etc/caddy/otp-old.pem"}},
+		{name: "cookie domain and audit", input: `email_otp_gate {
+			cookie_domain example.com
+			audit_log_address full
+		}`, want: Gate{CookieDomain: "example.com", AuditLogAddress: "full"}},
+		{name: "bad cookie domain", input: `email_otp_gate {
+			cookie_domain com
+		}`, err: "cookie_domain"},
+		{name: "bad audit_log_address", input: `email_otp_gate {
+			audit_log_address loud
+		}`, err: "audit_log_address"},
 		{name: "signin default", input: `email_otp_gate {
 			signin
 		}`, want: Gate{SignInPath: DefaultSignInPath}},

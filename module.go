@@ -215,7 +215,8 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		if err := h.SignIn.provision(h.Clients, h.clients, o.tmpl.locales()); err != nil {
 			return err
 		}
-		h.signIn = &signIn{cfg: h.SignIn, core: o, keys: h.keys, logger: h.logger, issuer: h.issuer}
+		h.signIn = &signIn{cfg: h.SignIn, core: o, keys: h.keys, logger: h.logger, issuer: h.issuer,
+			revoked: h.revoked, audit: newAuditLog(h.logger, h.SignIn.AuditLogAddress)}
 	}
 	return nil
 }
@@ -331,8 +332,11 @@ func (h *Handler) Cleanup() error {
 // ServeHTTP answers the token endpoint for this grant and the published
 // documents; everything else goes to next.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
-	if h.signIn != nil && h.signIn.serveSignIn(w, r) {
-		return nil
+	if h.signIn != nil {
+		if h.signIn.serveSignIn(w, r) {
+			return nil
+		}
+		h.signIn.slide(w, r)
 	}
 	if r.URL.Path == h.TokenPath && r.Method == http.MethodPost && h.serveToken(w, r) {
 		return nil

@@ -86,6 +86,7 @@ type caddyProc struct {
 
 	bin, dir string
 	port     int
+	anyHost  bool
 	env      []string
 	cmd      *exec.Cmd
 	done     chan struct{}
@@ -96,6 +97,8 @@ type caddyProc struct {
 // procOpts tune a process.
 type procOpts struct {
 	storage string // storage directory; default: a new temp dir
+	anyHost bool   // serve the site for any Host (http://:port), not only 127.0.0.1
+	port    int    // the site's port; default: a free one
 }
 
 // startCaddyProc runs Caddy with site (the body of one site block) and waits
@@ -120,6 +123,9 @@ func launchCaddyProc(t testing.TB, site string, o ...procOpts) (*caddyProc, erro
 	}
 	dir := t.TempDir()
 	ports := freePorts(t, 2)
+	if opt.port != 0 {
+		ports[0] = opt.port
+	}
 	p := &caddyProc{
 		bin:       caddyBinary(t),
 		dir:       dir,
@@ -127,6 +133,7 @@ func launchCaddyProc(t testing.TB, site string, o ...procOpts) (*caddyProc, erro
 		Base:      fmt.Sprintf("http://127.0.0.1:%d", ports[0]),
 		AdminAddr: fmt.Sprintf("127.0.0.1:%d", ports[1]),
 		Storage:   opt.storage,
+		anyHost:   opt.anyHost,
 		Config:    filepath.Join(dir, "Caddyfile"),
 		done:      make(chan struct{}),
 		out:       &syncBuffer{},
@@ -179,11 +186,19 @@ func (p *caddyProc) caddyfile(site string) string {
 	grace_period 2s
 }
 
-http://127.0.0.1:%d {
+http://%s:%d {
 	bind 127.0.0.1
 %s
 }
-`, p.AdminAddr, p.Storage, p.port, site)
+`, p.AdminAddr, p.Storage, p.siteHost(), p.port, site)
+}
+
+// siteHost is the host of the site address: none (any Host) or 127.0.0.1.
+func (p *caddyProc) siteHost() string {
+	if p.anyHost {
+		return ""
+	}
+	return "127.0.0.1"
 }
 
 // waitReady polls the admin API and the site until both answer, the process

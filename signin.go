@@ -43,6 +43,8 @@ func (si *signIn) serveSignIn(w http.ResponseWriter, r *http.Request) bool {
 		si.signInVerify(w, r)
 	case rest == "/signout" && (get || post):
 		si.signOut(w, r)
+	case rest == "/auth":
+		si.forwardAuth(w, r)
 	case rest == "/style.css" && get:
 		serveStyle(w)
 	case rest == "" || rest == "/" || rest == "/style.css":
@@ -63,22 +65,11 @@ func (si *signIn) serveSignIn(w http.ResponseWriter, r *http.Request) bool {
 // signInForm shows the address form, or who is signed in when the browser
 // already holds a valid session.
 func (si *signIn) signInForm(w http.ResponseWriter, r *http.Request) {
-	p := si.newPage(w, r, safeReturn(r.URL.Query().Get(fieldReturn)))
+	p := si.newPage(w, r, si.safeReturn(r.URL.Query().Get(fieldReturn)))
 	if addr, ok := si.signedIn(r); ok {
 		p.View, p.Email = viewSignedIn, addr
 	}
 	si.render(w, http.StatusOK, p)
-}
-
-// signedIn returns the address of the browser's session, if it holds a
-// valid one.
-func (si *signIn) signedIn(r *http.Request) (string, bool) {
-	c, err := r.Cookie(si.cfg.Cookie)
-	if err != nil {
-		return "", false
-	}
-	addr, err := si.keys.verifySession(c.Value, si.issuer(r), now())
-	return addr, err == nil
 }
 
 // signInStart mails a code to the address typed and shows the code form,
@@ -167,6 +158,9 @@ func (si *signIn) signInVerify(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	p.Email = res.address
+	if res.outcome != outcomeOK {
+		si.audit.write(auditRefusal, requestRoute(r), res.address, res.outcome)
+	}
 	switch res.outcome {
 	case outcomeOK:
 	case outcomeInvalid:
@@ -187,7 +181,8 @@ func (si *signIn) signInVerify(w http.ResponseWriter, r *http.Request) {
 		si.render(w, http.StatusServiceUnavailable, p)
 		return
 	}
-	http.SetCookie(w, si.sessionCookie(r, token, int(time.Duration(si.cfg.SessionLifetime)/time.Second)))
+	http.SetCookie(w, si.sessionCookie(r, token, int(si.firstExpiry(res.authTime).Sub(res.authTime)/time.Second)))
+	si.audit.write(auditSignIn, requestRoute(r), res.address, "code")
 	si.redirect(w, p)
 }
 
@@ -206,15 +201,15 @@ func (si *signIn) signOut(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	http.SetCookie(w, si.sessionCookie(r, "", -1))
-	if ce := si.logger.Check(zap.InfoLevel, "signin session"); ce != nil {
-		ce.Write(zap.String("client", si.cfg.client.ID), zap.String("outcome", "signed_out"))
+	view, ok := si.endSession(w, r, form, p)
+	if !ok {
+		return
 	}
 	if first(form, fieldRedirect) == "1" {
 		si.redirect(w, p)
 		return
 	}
-	p.View = viewSignedOut
+	p.View = view
 	si.render(w, http.StatusOK, p)
 }
 
@@ -225,7 +220,7 @@ func (si *signIn) signOut(w http.ResponseWriter, r *http.Request) {
 // says the browser is signed out. It never changes a cookie but the CSRF one.
 func (si *signIn) signOutForm(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
-	p := si.newPage(w, r, safeReturn(q.Get(fieldReturn)))
+	p := si.newPage(w, r, si.safeReturn(q.Get(fieldReturn)))
 	p.Redirect = q.Has(fieldReturn)
 	if addr, ok := si.signedIn(r); ok {
 		p.View, p.Email = viewSignOut, addr
@@ -250,7 +245,7 @@ func (si *signIn) redirect(w http.ResponseWriter, p *page) {
 func (si *signIn) readPost(w http.ResponseWriter, r *http.Request) (url.Values, *page, bool) {
 	r.Body = http.MaxBytesReader(w, r.Body, maxBodyBytes)
 	err := r.ParseForm()
-	p := si.newPage(w, r, safeReturn(first(r.PostForm, fieldReturn)))
+	p := si.newPage(w, r, si.safeReturn(first(r.PostForm, fieldReturn)))
 	if err != nil {
 		p.View, p.Error = viewFailed, p.T.ErrForm
 		si.render(w, http.StatusBadRequest, p)

@@ -29,8 +29,9 @@ import (
 const chromiumPath = "/usr/bin/chromium"
 
 // newChromium starts a headless Chromium with a fresh profile and returns a
-// tab's context; the browser is stopped when the test ends.
-func newChromium(t *testing.T) context.Context {
+// tab's context; the browser is stopped when the test ends. extra adds
+// flags (a host resolver rule, say).
+func newChromium(t *testing.T, extra ...chromedp.ExecAllocatorOption) context.Context {
 	t.Helper()
 	if _, err := os.Stat(chromiumPath); err != nil {
 		t.Fatalf("Chromium is required for the browser tests: %v; run scripts/install-chromium.sh", err)
@@ -52,6 +53,7 @@ func newChromium(t *testing.T) context.Context {
 		chromedp.WindowSize(900, 760),
 		chromedp.UserDataDir(filepath.Join(t.TempDir(), "chromium-profile")),
 	}
+	opts = append(opts, extra...)
 	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
 	ctx, cancelTab := chromedp.NewContext(actx)
 	t.Cleanup(func() {

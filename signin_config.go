@@ -41,6 +41,9 @@ type SignInConfig struct {
 	// translated.
 	Title string `json:"title,omitempty"`
 
+	// SessionConfig: idle_timeout, cookie_domain, audit_log_address.
+	SessionConfig
+
 	client *Client
 	pages  *pageLocales
 }
@@ -93,6 +96,9 @@ func (s *SignInConfig) validate(clients []*Client, tokenPath string) error {
 	if !found {
 		return fmt.Errorf("signin: client %q is not configured", c.Client)
 	}
+	if err := c.SessionConfig.validate(c.SessionLifetime); err != nil {
+		return err
+	}
 	if len(c.Title) > 200 || strings.ContainsFunc(c.Title, isControl) {
 		return fmt.Errorf("signin: title must be one line of at most 200 bytes")
 	}
@@ -131,4 +137,7 @@ type signIn struct {
 	keys   *signingKeys
 	logger *zap.Logger
 	issuer func(*http.Request) string
+
+	revoked *revocationList // sign-out everywhere writes it; sessions are checked against it
+	audit   auditLog
 }

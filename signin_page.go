@@ -87,6 +87,7 @@ func (si *signIn) render(w http.ResponseWriter, status int, p *page) {
 		return
 	}
 	setPageHeaders(w, p.Lang)
+	si.widenFormAction(w)
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
 	w.WriteHeader(status)
 	_, _ = w.Write(buf.Bytes())

@@ -268,6 +268,12 @@ func TestSignInCaddyfile(t *testing.T) {
 			client app
 			title "Example intranet"
 		}`, SignInConfig{Path: "/auth/signin", Cookie: "sess", SessionLifetime: caddy.Duration(time.Hour), Client: "app", Title: "Example intranet"}},
+		{`signin {
+			idle_timeout 30m
+			cookie_domain example.com
+			audit_log_address full
+		}`, SignInConfig{Path: DefaultSignInPath, Cookie: DefaultSessionCookie, SessionLifetime: caddy.Duration(12 * time.Hour), Client: "app",
+			SessionConfig: SessionConfig{IdleTimeout: caddy.Duration(30 * time.Minute), CookieDomain: "example.com", AuditLogAddress: "full"}}},
 	}
 	for _, c := range good {
 		h := new(Handler)
@@ -280,7 +286,8 @@ func TestSignInCaddyfile(t *testing.T) {
 			continue
 		}
 		if got := h.SignIn.withDefaults(h.Clients); got.Path != c.want.Path || got.Cookie != c.want.Cookie ||
-			got.SessionLifetime != c.want.SessionLifetime || got.Client != c.want.Client || got.Title != c.want.Title {
+			got.SessionLifetime != c.want.SessionLifetime || got.Client != c.want.Client || got.Title != c.want.Title ||
+			got.SessionConfig != c.want.SessionConfig {
 			t.Errorf("%q: got %+v", c.block, got)
 		}
 	}
@@ -295,6 +302,14 @@ func TestSignInCaddyfile(t *testing.T) {
 		"signin { cookie \"bad name\" }",
 		"signin { session_lifetime 10s }",
 		"signin { session_lifetime forever }",
+		"signin { idle_timeout 2s }",
+		"signin { idle_timeout 13h }", // beyond session_lifetime
+		"signin { idle_timeout soon }",
+		"signin { cookie_domain com }",
+		"signin { cookie_domain .example.com }",
+		"signin { cookie_domain example.com:8080 }",
+		"signin { audit_log_address loud }",
+		"signin { cookie_domain }",
 		"signin\n\t\tsignin",
 		"client two two-secret\n\t\tsignin", // two clients: which one?
 	} {

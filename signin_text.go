@@ -17,6 +17,7 @@ type pageText struct {
 	ErrCode, ErrCodeFormat, ErrStale, ErrUnavailable            string
 	ErrCSRF, ErrForm, ErrNotFound, ErrMethod                    string
 	SignOutAsk, StaySignedIn                                    string
+	SignOutAll, SignOutAllHint, SignedOutAll                    string
 }
 
 // pageTexts are the shipped languages, by base language. The pages offer a
@@ -54,6 +55,9 @@ var pageTexts = map[string]*pageText{
 		ErrMethod:      "This page cannot be used that way.",
 		SignOutAsk:     "Do you want to sign out?",
 		StaySignedIn:   "Stay signed in",
+		SignOutAll:     "Sign out everywhere",
+		SignOutAllHint: "Signing out everywhere ends your sessions in every browser and on every device.",
+		SignedOutAll:   "You are signed out in every browser and on every device.",
 	},
 	"fi": {
 		SignIn:         "Kirjaudu sisään",
@@ -86,6 +90,9 @@ var pageTexts = map[string]*pageText{
 		ErrMethod:      "Tätä sivua ei voi käyttää näin.",
 		SignOutAsk:     "Haluatko kirjautua ulos?",
 		StaySignedIn:   "Pysy kirjautuneena",
+		SignOutAll:     "Kirjaudu ulos kaikkialta",
+		SignOutAllHint: "Uloskirjautuminen kaikkialta päättää istuntosi kaikissa selaimissa ja laitteissa.",
+		SignedOutAll:   "Olet kirjautunut ulos kaikista selaimista ja laitteista.",
 	},
 	"sv": {
 		SignIn:         "Logga in",
@@ -118,6 +125,9 @@ var pageTexts = map[string]*pageText{
 		ErrMethod:      "Sidan kan inte användas så.",
 		SignOutAsk:     "Vill du logga ut?",
 		StaySignedIn:   "Förbli inloggad",
+		SignOutAll:     "Logga ut överallt",
+		SignOutAllHint: "Att logga ut överallt avslutar dina sessioner i alla webbläsare och på alla enheter.",
+		SignedOutAll:   "Du är utloggad i alla webbläsare och på alla enheter.",
 	},
 }
 

@@ -18,10 +18,12 @@ import (
 // TestSignInCookiesTLS signs in on one Caddy that serves the same site over
 // plain HTTP and over TLS (a test CA's certificate) and reads the cookies
 // each sets: over TLS the session cookie and the CSRF cookie are Secure and
-// the CSRF cookie takes the __Host- prefix; over HTTP neither is Secure
-// (a browser would drop it) and the CSRF cookie has no prefix. The gate
-// admits the Secure session over TLS, and signing out clears it with a
-// Secure cookie too.
+// both take the __Host- prefix; over HTTP neither is Secure (a browser
+// would drop it) and neither has a prefix. The gate admits the Secure
+// session over TLS, and signing out clears it with a Secure cookie too.
+// Over TLS the gate and the page read only the __Host- name: a valid
+// session planted without the prefix (as a sibling subdomain can, with
+// Domain=<parent>) is no session there (login CSRF, issue 10 item 7).
 func TestSignInCookiesTLS(t *testing.T) {
 	mp := startMailpit(t)
 	_, caPEM, certFile, keyFile := testCert(t)
@@ -40,11 +42,11 @@ func TestSignInCookiesTLS(t *testing.T) {
 	}
 
 	for _, c := range []struct {
-		base, csrfName string
-		secure         bool
+		base, csrfName, sessName string
+		secure                   bool
 	}{
-		{httpsBase, "__Host-" + DefaultSessionCookie + "_csrf", true},
-		{httpBase, DefaultSessionCookie + "_csrf", false},
+		{httpsBase, "__Host-" + DefaultSessionCookie + "_csrf", "__Host-" + DefaultSessionCookie, true},
+		{httpBase, DefaultSessionCookie + "_csrf", DefaultSessionCookie, false},
 	} {
 		t.Run(strings.SplitN(c.base, ":", 2)[0], func(t *testing.T) {
 			b := newBrowserless(t, c.base)
@@ -96,10 +98,25 @@ func TestSignInCookiesTLS(t *testing.T) {
 			if ok.Status != http.StatusSeeOther || ok.Header.Get("Location") != "/app/" {
 				t.Fatalf("verify: %d Location=%q", ok.Status, ok.Header.Get("Location"))
 			}
-			sess := setCookie("verify", ok, DefaultSessionCookie)
-			if sess.Secure != c.secure || !sess.HttpOnly || sess.SameSite != http.SameSiteLaxMode || sess.Path != "/" || sess.MaxAge != 43200 {
-				t.Errorf("session cookie: Secure=%v HttpOnly=%v SameSite=%v Path=%q Max-Age=%d",
-					sess.Secure, sess.HttpOnly, sess.SameSite, sess.Path, sess.MaxAge)
+			sess := setCookie("verify", ok, c.sessName)
+			if sess.Secure != c.secure || !sess.HttpOnly || sess.SameSite != http.SameSiteLaxMode || sess.Path != "/" || sess.MaxAge != 43200 || sess.Domain != "" {
+				t.Errorf("session cookie: Secure=%v HttpOnly=%v SameSite=%v Path=%q Max-Age=%d Domain=%q",
+					sess.Secure, sess.HttpOnly, sess.SameSite, sess.Path, sess.MaxAge, sess.Domain)
+			}
+			if c.secure {
+				// The same valid session, planted under the bare name, as a
+				// sibling subdomain could: neither the gate nor the page
+				// takes it over TLS.
+				planted := newBrowserless(t, c.base)
+				planted.c.Transport = b.c.Transport
+				u, _ := url.Parse(c.base)
+				planted.c.Jar.SetCookies(u, []*http.Cookie{{Name: DefaultSessionCookie, Value: sess.Value, Path: "/"}})
+				if a := planted.do(http.MethodGet, "/app/", nil, map[string]string{"Accept": "text/html"}); a.Status != http.StatusFound {
+					t.Errorf("gate over TLS with a planted unprefixed session: %d %q, want 302 to sign in", a.Status, a.Body)
+				}
+				if a := planted.do(http.MethodGet, signinPath, nil, nil); strings.Contains(a.Body, `id="signed-in"`) {
+					t.Error("sign-in page over TLS takes a planted unprefixed session")
+				}
 			}
 
 			if app := b.do(http.MethodGet, "/app/", nil, map[string]string{"Accept": "text/html"}); app.Status != 200 || app.Body != "app verified="+addr {
@@ -111,10 +128,10 @@ func TestSignInCookiesTLS(t *testing.T) {
 			if out.Status != 200 || !strings.Contains(out.Body, `id="signed-out"`) {
 				t.Fatalf("sign-out: %d", out.Status)
 			}
-			if gone := setCookie("sign-out", out, DefaultSessionCookie); gone.MaxAge >= 0 || gone.Value != "" || gone.Secure != c.secure {
+			if gone := setCookie("sign-out", out, c.sessName); gone.MaxAge >= 0 || gone.Value != "" || gone.Secure != c.secure {
 				t.Errorf("sign-out cookie: Max-Age=%d Secure=%v", gone.MaxAge, gone.Secure)
 			}
-			if b.cookie(DefaultSessionCookie) != nil {
+			if b.cookie(c.sessName) != nil {
 				t.Error("session cookie survives sign-out")
 			}
 		})
