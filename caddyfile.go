@@ -76,6 +76,7 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //			public_key_file  <PEM file>
 //			jwks_uri         <https URL>
 //			jwks_uri_allow_http
+//			uniform_refusals
 //		}
 //		signin [<path>] {
 //			path             <path>
@@ -392,6 +393,11 @@ func (c *Client) unmarshal(d *caddyfile.Dispenser) error {
 			err = oneArg(d, &c.JWKSURI)
 		case "jwks_uri_allow_http":
 			c.JWKSURIAllowHTTP = true
+			if d.NextArg() {
+				return d.ArgErr()
+			}
+		case "uniform_refusals":
+			c.UniformRefusals = true
 			if d.NextArg() {
 				return d.ArgErr()
 			}

@@ -35,10 +35,21 @@ type sendRequest struct {
 	uiLocales string
 	title     string // request-supplied mail text, checked by the adapter
 	body      string
+	// link, when set, builds the sign-in link the mail carries besides the
+	// code, from the reference and the code; linkIntro is the sentence
+	// before it when the template has no {1}.
+	link      func(reference, code string) string
+	linkIntro string
 }
 
-// sent is a mailed code's first reference.
-type sent struct{ reference string }
+// sent is a mailed code's first reference and when it was issued. After a
+// refusal of the domain or the recipient, unsent is the challenge whose code
+// was never mailed (see decoy).
+type sent struct {
+	reference string
+	issued    time.Time
+	unsent    *challenge
+}
 
 // checkRequest tries a code against a reference for client.
 type checkRequest struct {
@@ -93,22 +104,44 @@ func (e *limitedError) Error() string { return "rate limit per " + e.Scope + " r
 func validCode(code string) bool { return isDigits(code) && len(code) >= 6 && len(code) <= 12 }
 
 // send checks the client's domains and the limits, then mails a new code and
-// returns the first reference of its chain.
+// returns the first reference of its chain. A refusal of the domain or of the
+// recipient returns its plain error together with the unsent challenge, so
+// an adapter that must not tell refusals apart can answer with decoy.
 func (o *otp) send(ctx context.Context, req sendRequest) (sent, error) {
 	c, addr := req.client, req.addr
-	if !c.allows(addr.Domain) {
-		o.logChallenge(c.ID, addr, "", "domain_refused", nil)
-		return sent{}, errDomainRefused
-	}
-	if scope, wait := o.limiter.allow(c.ID, addr.key(), req.userIP); scope != "" {
-		o.metrics.rateLimited(c.ID, scope)
-		o.logChallenge(c.ID, addr, "", "rate_limited", nil)
-		return sent{}, &limitedError{Scope: scope, RetryAfter: wait}
-	}
-
 	code := newCode(o.codeLength)
 	ch := o.refs.newChallenge(c.ID, addr.String(), req.nonce, code, now(), o.ttl)
-	out, err := o.tmpl.pick(req.uiLocales).render(addr.String(), code, req.title, req.body)
+	if !c.allows(addr.Domain) {
+		o.metrics.refused(c.ID, "domain")
+		o.logChallenge(c.ID, addr, "", "domain_refused", nil)
+		return sent{unsent: ch}, errDomainRefused
+	}
+	if err := o.limit(c.ID, addr, req.userIP); err != nil {
+		return sent{}, err
+	}
+	return o.deliver(ctx, ch, code, addr, req, "sent")
+}
+
+// limit counts a mail against the limits; a refusal is a *limitedError.
+func (o *otp) limit(clientID string, addr address, userIP string) error {
+	if scope, wait := o.limiter.allow(clientID, addr.key(), userIP); scope != "" {
+		o.metrics.rateLimited(clientID, scope)
+		o.logChallenge(clientID, addr, "", "rate_limited", nil)
+		return &limitedError{Scope: scope, RetryAfter: wait}
+	}
+	return nil
+}
+
+// deliver renders the mail of ch's code and hands it to the SMTP server;
+// outcome is the log line's word for a success (sent, resent).
+func (o *otp) deliver(ctx context.Context, ch *challenge, code string, addr address, req sendRequest, outcome string) (sent, error) {
+	c := req.client
+	ref := o.refs.seal(ch)
+	link := ""
+	if req.link != nil {
+		link = req.link(ref, code)
+	}
+	out, err := o.tmpl.pick(req.uiLocales).render(addr.String(), code, req.title, req.body, link, req.linkIntro)
 	if err != nil {
 		o.logChallenge(c.ID, addr, ch.logID(), "template_error", err)
 		return sent{}, errMailRender
@@ -119,13 +152,14 @@ func (o *otp) send(ctx context.Context, req sendRequest) (sent, error) {
 	if err != nil {
 		o.logChallenge(c.ID, addr, ch.logID(), "smtp_failed", err)
 		if recipientRefused(err) {
-			return sent{}, errMailRefused
+			o.metrics.refused(c.ID, "recipient")
+			return sent{unsent: ch}, errMailRefused
 		}
 		return sent{}, errMailUnavailable
 	}
 	o.metrics.challenge(c.ID)
-	o.logChallenge(c.ID, addr, ch.logID(), "sent", nil)
-	return sent{reference: o.refs.seal(ch)}, nil
+	o.logChallenge(c.ID, addr, ch.logID(), outcome, nil)
+	return sent{reference: ref, issued: ch.Issued}, nil
 }
 
 // check opens the reference and spends it on the code. Checks that do not
