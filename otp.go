@@ -48,6 +48,7 @@ type sendRequest struct {
 type sent struct {
 	reference string
 	issued    time.Time
+	address   string
 	unsent    *challenge
 }
 
@@ -159,7 +160,7 @@ func (o *otp) deliver(ctx context.Context, ch *challenge, code string, addr addr
 	}
 	o.metrics.challenge(c.ID)
 	o.logChallenge(c.ID, addr, ch.logID(), outcome, nil)
-	return sent{reference: ref, issued: ch.Issued}, nil
+	return sent{reference: ref, issued: ch.Issued, address: ch.Address}, nil
 }
 
 // check opens the reference and spends it on the code. Checks that do not

@@ -31,7 +31,7 @@ func refusal(err error) bool {
 // an adapter that decided to hide refusals calls it, after send or resend
 // returned an error for which refusal is true.
 func (o *otp) decoy(s sent) sent {
-	return sent{reference: o.refs.seal(s.unsent), issued: s.unsent.Issued}
+	return sent{reference: o.refs.seal(s.unsent), issued: s.unsent.Issued, address: s.unsent.Address}
 }
 
 // resendRequest asks for a new code in place of the one a reference stands
@@ -104,4 +104,23 @@ func (o *otp) resendWait(reference string, cooldown time.Duration) (wait time.Du
 		return 0, false
 	}
 	return max(0, ch.Issued.Add(cooldown).Sub(t)), true
+}
+
+// peek opens a reference for client without spending it, for what a page
+// shows around it (the address, the link binding); nil if it is not one.
+func (o *otp) peek(reference string, c *Client) *challenge {
+	ch, err := o.refs.open(reference)
+	if err != nil || ch.ClientID != c.ID {
+		return nil
+	}
+	return ch
+}
+
+// addressOf is the address a reference stands for, "" if it is not one.
+func (o *otp) addressOf(reference string) string {
+	ch, err := o.refs.open(reference)
+	if err != nil {
+		return ""
+	}
+	return ch.Address
 }
