@@ -51,7 +51,6 @@ type page struct {
 	Base      string    // the sign-in path; forms post to Base/start, /verify, /resend, /link, /signout
 	View      string    // address, code, signedin, signout, signedout, failed, link, linkcode
 	Error     string    // an error to show (role=alert), or ""
-	Notice    string    // a status to announce (role=status), or ""
 	CSRF      string    // the value of every form's hidden csrf field
 	Return    string    // the sanitized return path: every form's hidden return field
 	Email     string    // the address typed, signed in, or the reference's
