@@ -54,8 +54,8 @@ func registerMetrics(reg *prometheus.Registry) (*metrics, error) {
 			}, []string{"client"}),
 			refusals: prometheus.NewCounterVec(prometheus.CounterOpts{
 				Namespace: ns, Subsystem: sub, Name: "refused_total",
-				Help: "Addresses refused by the client's allow_domains (domain) or the mail server (recipient), by client.",
-			}, []string{"client", "reason"}),
+				Help: "Addresses refused by the client's allow_domains (domain_refused) or by the mail server (recipient_refused), by client and outcome.",
+			}, []string{"client", "outcome"}),
 		}
 	})
 	if reg == nil {
@@ -88,4 +88,4 @@ func (m *metrics) sent(client string, d time.Duration, err error) {
 	}
 }
 
-func (m *metrics) refused(client, reason string) { m.refusals.WithLabelValues(client, reason).Inc() }
+func (m *metrics) refused(client, outcome string) { m.refusals.WithLabelValues(client, outcome).Inc() }

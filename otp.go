@@ -113,7 +113,7 @@ func (o *otp) send(ctx context.Context, req sendRequest) (sent, error) {
 	code := newCode(o.codeLength)
 	ch := o.refs.newChallenge(c.ID, addr.String(), req.nonce, code, now(), o.ttl)
 	if !c.allows(addr.Domain) {
-		o.metrics.refused(c.ID, "domain")
+		o.metrics.refused(c.ID, "domain_refused")
 		o.logChallenge(c.ID, addr, "", "domain_refused", nil)
 		return sent{unsent: ch}, errDomainRefused
 	}
@@ -153,7 +153,7 @@ func (o *otp) deliver(ctx context.Context, ch *challenge, code string, addr addr
 	if err != nil {
 		o.logChallenge(c.ID, addr, ch.logID(), "smtp_failed", err)
 		if recipientRefused(err) {
-			o.metrics.refused(c.ID, "recipient")
+			o.metrics.refused(c.ID, "recipient_refused")
 			return sent{unsent: ch}, errMailRefused
 		}
 		return sent{}, errMailUnavailable

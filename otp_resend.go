@@ -84,7 +84,7 @@ func (o *otp) resend(ctx context.Context, req resendRequest) (sent, error) {
 	n := o.refs.newChallenge(c.ID, ch.Address, ch.Nonce, code, t, o.ttl)
 	n.Attempt = ch.Attempt
 	if !c.allows(addr.Domain) { // the configuration changed since the first code
-		o.metrics.refused(c.ID, "domain")
+		o.metrics.refused(c.ID, "domain_refused")
 		o.logChallenge(c.ID, addr, "", "domain_refused", nil)
 		return sent{unsent: n}, errDomainRefused
 	}

@@ -57,7 +57,7 @@ func TestSignInRefusalsLookSent(t *testing.T) {
 		}
 		return m.GetCounter().GetValue()
 	}
-	domain0, rcpt0 := refusedBefore("domain"), refusedBefore("recipient")
+	domain0, rcpt0 := refusedBefore("domain_refused"), refusedBefore("recipient_refused")
 
 	// Three addresses of one length, so even Content-Length must agree.
 	const sentTo, refusedRcpt, refusedDomain = "known@example.org", "nobod@example.org", "other@example.net"
@@ -103,7 +103,7 @@ func TestSignInRefusalsLookSent(t *testing.T) {
 	if msgs := srv.Messages(); len(msgs) != 1 || msgs[0].To[0] != sentTo {
 		t.Errorf("mailed: %+v, want only %s", msgs, sentTo)
 	}
-	if d, r := refusedBefore("domain")-domain0, refusedBefore("recipient")-rcpt0; d != 1 || r != 1 {
+	if d, r := refusedBefore("domain_refused")-domain0, refusedBefore("recipient_refused")-rcpt0; d != 1 || r != 1 {
 		t.Errorf("refused_total: domain +%v recipient +%v, want +1 each", d, r)
 	}
 	logs := tc.Logs(t)
