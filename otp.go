@@ -42,12 +42,11 @@ type sendRequest struct {
 	linkIntro string
 }
 
-// sent is a mailed code's first reference and when it was issued. After a
-// refusal of the domain or the recipient, unsent is the challenge whose code
-// was never mailed (see decoy).
+// sent is a mailed code's first reference and its address. After a refusal
+// of the domain or the recipient, unsent is the challenge whose code was
+// never mailed (see decoy).
 type sent struct {
 	reference string
-	issued    time.Time
 	address   string
 	unsent    *challenge
 }
@@ -104,21 +103,23 @@ func (e *limitedError) Error() string { return "rate limit per " + e.Scope + " r
 // validCode tells whether a code has the shape of one: 6 to 12 digits.
 func validCode(code string) bool { return isDigits(code) && len(code) >= 6 && len(code) <= 12 }
 
-// send checks the client's domains and the limits, then mails a new code and
-// returns the first reference of its chain. A refusal of the domain or of the
+// send checks the limits and the client's domains, then mails a new code and
+// returns the first reference of its chain. The limits come first and count
+// refused addresses too, so a refused domain reaches 429 as soon as an
+// allowed address would: the uniform answer (decoy) holds under the limits. A refusal of the domain or of the
 // recipient returns its plain error together with the unsent challenge, so
 // an adapter that must not tell refusals apart can answer with decoy.
 func (o *otp) send(ctx context.Context, req sendRequest) (sent, error) {
 	c, addr := req.client, req.addr
 	code := newCode(o.codeLength)
 	ch := o.refs.newChallenge(c.ID, addr.String(), req.nonce, code, now(), o.ttl)
+	if err := o.limit(c.ID, addr, req.userIP); err != nil {
+		return sent{}, err
+	}
 	if !c.allows(addr.Domain) {
 		o.metrics.refused(c.ID, "domain_refused")
 		o.logChallenge(c.ID, addr, "", "domain_refused", nil)
 		return sent{unsent: ch}, errDomainRefused
-	}
-	if err := o.limit(c.ID, addr, req.userIP); err != nil {
-		return sent{}, err
 	}
 	return o.deliver(ctx, ch, code, addr, req, "sent")
 }
@@ -160,7 +161,7 @@ func (o *otp) deliver(ctx context.Context, ch *challenge, code string, addr addr
 	}
 	o.metrics.challenge(c.ID)
 	o.logChallenge(c.ID, addr, ch.logID(), outcome, nil)
-	return sent{reference: ref, issued: ch.Issued, address: ch.Address}, nil
+	return sent{reference: ref, address: ch.Address}, nil
 }
 
 // check opens the reference and spends it on the code. Checks that do not

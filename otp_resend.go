@@ -31,7 +31,7 @@ func refusal(err error) bool {
 // an adapter that decided to hide refusals calls it, after send or resend
 // returned an error for which refusal is true.
 func (o *otp) decoy(s sent) sent {
-	return sent{reference: o.refs.seal(s.unsent), issued: s.unsent.Issued, address: s.unsent.Address}
+	return sent{reference: o.refs.seal(s.unsent), address: s.unsent.Address}
 }
 
 // resendRequest asks for a new code in place of the one a reference stands

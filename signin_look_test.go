@@ -9,7 +9,6 @@ package emailotp
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -21,8 +20,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/chromedp/cdproto/cdp"
-	"github.com/chromedp/cdproto/emulation"
 	"github.com/chromedp/chromedp"
 )
 
@@ -225,11 +222,9 @@ func TestSignInCustomLookBrowser(t *testing.T) {
 	b.shot("signin-custom")
 }
 
-// resetViewport ends a viewport emulation.
-var resetViewport = chromedp.Func(func(ctx context.Context, tt *chromedp.Target) error {
-	_, err := cdp.Call(ctx, tt, emulation.ClearDeviceMetricsOverride, cdp.Empty{})
-	return err
-})
+// resetViewport goes back to the window's size (newChromium's 900×760).
+// Clearing the override instead leaves full-page screenshots 320 px wide.
+var resetViewport = chromedp.EmulateViewport(900, 760)
 
 func must0(t *testing.T, err error) {
 	t.Helper()

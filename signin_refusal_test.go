@@ -149,3 +149,27 @@ func TestGrantUniformRefusalsOption(t *testing.T) {
 		t.Errorf("%d mails went out", n)
 	}
 }
+
+// Under the per-address limit too, a refused address answers as a mailed
+// one does: the limit counts it, so both reach 429 on the same request.
+func TestSignInRefusalsUnderLimit(t *testing.T) {
+	srv := startFakeSMTP(t)
+	tc := startCaddy(t, otpSite(srv.Port, `
+		limit address 2 15m
+		signin {
+			client other
+		}
+`))
+	b := newBrowserless(t, tc.Base)
+	csrf := b.do(http.MethodGet, signinPath, nil, nil).field("csrf")
+	for _, addr := range []string{"known@example.org", "other@example.net"} {
+		var got []int
+		for range 3 {
+			a := b.do(http.MethodPost, signinPath+"/start", url.Values{"email": {addr}, "csrf": {csrf}}, nil)
+			got = append(got, a.Status)
+		}
+		if !slices.Equal(got, []int{200, 200, 429}) {
+			t.Errorf("%s: statuses %v, want [200 200 429]", addr, got)
+		}
+	}
+}
