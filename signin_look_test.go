@@ -16,6 +16,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -220,6 +221,15 @@ func TestSignInCustomLookBrowser(t *testing.T) {
 		t.Errorf("title %q", s)
 	}
 	b.shot("signin-custom")
+
+	// The audit can fail: an image without alt text is a violation it finds.
+	run(b, "injecting axe-core", chromedp.Evaluate[bool](axeSource(t)+";true"))
+	ids := run(b, "axe.run on a broken page", chromedp.Evaluate[[]string](
+		`document.querySelector("main").appendChild(document.createElement("img")),
+		 axe.run(document).then(r => r.violations.map(v => v.id))`, chromedp.EvalAwaitPromise))
+	if !slices.Contains(ids, "image-alt") {
+		t.Errorf("axe found %v on a page with an image without alt, want image-alt", ids)
+	}
 }
 
 // resetViewport goes back to the window's size (newChromium's 900×760).
