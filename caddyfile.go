@@ -77,6 +77,7 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //			public_key_file  <PEM file>
 //			jwks_uri         <https URL>
 //			jwks_uri_allow_http
+//			uniform_refusals
 //		}
 //		signin [<path>] {
 //			path             <path>
@@ -401,6 +402,11 @@ func (c *Client) unmarshal(d *caddyfile.Dispenser) error {
 			if d.NextArg() {
 				return d.ArgErr()
 			}
+		case "uniform_refusals":
+			c.UniformRefusals = true
+			if d.NextArg() {
+				return d.ArgErr()
+			}
 		default:
 			return d.Errf("client %s: unknown subdirective %q", c.ID, d.Val())
 		}
@@ -466,6 +472,15 @@ func durationArg(d *caddyfile.Dispenser, dst *caddy.Duration) error {
 //		idle_timeout     <duration>
 //		cookie_domain    <domain>
 //		audit_log_address masked|full
+//		resend_cooldown  <duration>
+//		mail_link        <origin>
+//		logo             <image file>
+//		accent_color     <#rrggbb>
+//		css              <css file>
+//		template_file    <html/template file>
+//		texts <locale> {
+//			<key> <text>
+//		}
 //	}
 func (s *SignInConfig) unmarshal(d *caddyfile.Dispenser) error {
 	if d.NextArg() {
@@ -487,6 +502,20 @@ func (s *SignInConfig) unmarshal(d *caddyfile.Dispenser) error {
 			err = oneArg(d, &s.Client)
 		case "title":
 			err = oneArg(d, &s.Title)
+		case "resend_cooldown":
+			err = durationArg(d, &s.ResendCooldown)
+		case "mail_link":
+			err = oneArg(d, &s.MailLink)
+		case "logo":
+			err = oneArg(d, &s.Logo)
+		case "accent_color":
+			err = oneArg(d, &s.AccentColor)
+		case "css":
+			err = oneArg(d, &s.CSS)
+		case "template_file":
+			err = oneArg(d, &s.TemplateFile)
+		case "texts":
+			err = s.unmarshalTexts(d)
 		default:
 			var ok bool
 			if ok, err = s.SessionConfig.unmarshalOption(d); !ok {
@@ -496,6 +525,29 @@ func (s *SignInConfig) unmarshal(d *caddyfile.Dispenser) error {
 		if err != nil {
 			return err
 		}
+	}
+	return nil
+}
+
+// unmarshalTexts reads one texts block: texts <locale> { <key> <text> ... }.
+func (s *SignInConfig) unmarshalTexts(d *caddyfile.Dispenser) error {
+	var locale string
+	if err := oneArg(d, &locale); err != nil {
+		return err
+	}
+	if s.Texts == nil {
+		s.Texts = make(map[string]map[string]string)
+	}
+	if s.Texts[locale] == nil {
+		s.Texts[locale] = make(map[string]string)
+	}
+	for nesting := d.Nesting(); d.NextBlock(nesting); {
+		key := d.Val()
+		var v string
+		if err := oneArg(d, &v); err != nil {
+			return err
+		}
+		s.Texts[locale][key] = v
 	}
 	return nil
 }

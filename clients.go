@@ -58,6 +58,12 @@ type Client struct {
 	// Default: empty (the end user's IP is unknown).
 	PassUserIPParam string `json:"pass_user_ip_param,omitempty"`
 
+	// UniformRefusals answers an address refused by allow_domains or by the
+	// mail server as if the code had been mailed (a reference no code opens),
+	// so the answer does not tell which mailboxes exist. Default: false (the
+	// authenticated client gets the precise error).
+	UniformRefusals bool `json:"uniform_refusals,omitempty"`
+
 	secretHash [32]byte
 	keys       *clientKeys // set for private_key_jwt clients
 	domains    map[string]bool

@@ -293,6 +293,9 @@ func (h *Handler) initiate(w http.ResponseWriter, r *http.Request, req *tokenReq
 	}
 	s, err := h.core.send(r.Context(), sendRequest{client: c, issuer: h.issuer(r), addr: addr, username: username, userIP: userIP, nonce: nonce,
 		uiLocales: req.get("ui_locales"), title: title, body: body})
+	if c.UniformRefusals && refusal(err) {
+		s, err = h.core.decoy(s), nil
+	}
 	if err != nil {
 		return sendError(err)
 	}

@@ -48,7 +48,7 @@ func TestRenderEscapesHTML(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	o, err := ts.pick("").render("a@example.com", "12345678", "Hi <b>", `<script>alert(1)</script> {0}`)
+	o, err := ts.pick("").render("a@example.com", "12345678", "Hi <b>", `<script>alert(1)</script> {0}`, "", "")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -17,6 +17,7 @@ type metrics struct {
 	limited     *prometheus.CounterVec
 	sendSeconds *prometheus.HistogramVec
 	sendErrors  *prometheus.CounterVec
+	refusals    *prometheus.CounterVec
 }
 
 var (
@@ -51,13 +52,17 @@ func registerMetrics(reg *prometheus.Registry) (*metrics, error) {
 				Namespace: ns, Subsystem: sub, Name: "smtp_send_failures_total",
 				Help: "Mails the SMTP server did not accept, by client.",
 			}, []string{"client"}),
+			refusals: prometheus.NewCounterVec(prometheus.CounterOpts{
+				Namespace: ns, Subsystem: sub, Name: "refused_total",
+				Help: "Addresses refused by the client's allow_domains (domain_refused) or by the mail server (recipient_refused), by client and outcome.",
+			}, []string{"client", "outcome"}),
 		}
 	})
 	if reg == nil {
 		return collectors, nil
 	}
 	for _, c := range []prometheus.Collector{collectors.challenges, collectors.validations,
-		collectors.limited, collectors.sendSeconds, collectors.sendErrors} {
+		collectors.limited, collectors.sendSeconds, collectors.sendErrors, collectors.refusals} {
 		if err := reg.Register(c); err != nil {
 			var are prometheus.AlreadyRegisteredError
 			if !errors.As(err, &are) {
@@ -82,3 +87,5 @@ func (m *metrics) sent(client string, d time.Duration, err error) {
 		m.sendErrors.WithLabelValues(client).Inc()
 	}
 }
+
+func (m *metrics) refused(client, outcome string) { m.refusals.WithLabelValues(client, outcome).Inc() }

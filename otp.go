@@ -38,10 +38,21 @@ type sendRequest struct {
 	uiLocales string
 	title     string // request-supplied mail text, checked by the adapter
 	body      string
+	// link, when set, builds the sign-in link the mail carries besides the
+	// code, from the reference and the code; linkIntro is the sentence
+	// before it when the template has no {1}.
+	link      func(reference, code string) string
+	linkIntro string
 }
 
-// sent is a mailed code's first reference.
-type sent struct{ reference string }
+// sent is a mailed code's first reference and its address. After a refusal
+// of the domain or the recipient, unsent is the challenge whose code was
+// never mailed (see decoy).
+type sent struct {
+	reference string
+	address   string
+	unsent    *challenge
+}
 
 // checkRequest tries a code against a reference for client.
 type checkRequest struct {
@@ -72,6 +83,9 @@ const (
 	outcomeExpired   = "expired"
 	outcomeExhausted = "exhausted"
 	outcomeReplayed  = "replayed"
+	// outcomeDomainRefused: the right code for an address the client's
+	// current allow_domains no longer admits.
+	outcomeDomainRefused = "domain_refused"
 )
 
 // Errors of send and check; the adapters turn them into their answers.
@@ -99,27 +113,51 @@ func (e *limitedError) Error() string { return "rate limit per " + e.Scope + " r
 // validCode tells whether a code has the shape of one: 6 to 12 digits.
 func validCode(code string) bool { return isDigits(code) && len(code) >= 6 && len(code) <= 12 }
 
-// send checks the client's domains and the limits, then mails a new code and
-// returns the first reference of its chain.
+// send checks the limits and the client's domains, then mails a new code and
+// returns the first reference of its chain. The limits come first and count
+// refused addresses too, so a refused domain reaches 429 as soon as an
+// allowed address would: the uniform answer (decoy) holds under the limits. A refusal of the domain or of the
+// recipient returns its plain error together with the unsent challenge, so
+// an adapter that must not tell refusals apart can answer with decoy.
 func (o *otp) send(ctx context.Context, req sendRequest) (sent, error) {
 	c, addr := req.client, req.addr
-	if !c.allows(addr.Domain) {
-		o.logChallenge(c.ID, addr, "", "domain_refused", nil)
-		return sent{}, errDomainRefused
-	}
-	if scope, wait := o.limiter.allow(c.ID, addr.key(), req.userIP); scope != "" {
-		o.metrics.rateLimited(c.ID, scope)
-		o.logChallenge(c.ID, addr, "", "rate_limited", nil)
-		return sent{}, &limitedError{Scope: scope, RetryAfter: wait}
-	}
-
 	code := newCode(o.codeLength)
 	ch := o.refs.newChallenge(c.ID, addr.String(), req.nonce, code, now(), o.ttl)
 	ch.MaxAttempts, ch.Binding = o.maxAttempts, bindingOf(req.issuer, o.tokenPath)
 	if req.username != ch.Address {
 		ch.Username = req.username
 	}
-	out, err := o.tmpl.pick(req.uiLocales).render(addr.String(), code, req.title, req.body)
+	if err := o.limit(c.ID, addr, req.userIP); err != nil {
+		return sent{}, err
+	}
+	if !c.allows(addr.Domain) {
+		o.metrics.refused(c.ID, "domain_refused")
+		o.logChallenge(c.ID, addr, "", "domain_refused", nil)
+		return sent{unsent: ch}, errDomainRefused
+	}
+	return o.deliver(ctx, ch, code, addr, req, "sent")
+}
+
+// limit counts a mail against the limits; a refusal is a *limitedError.
+func (o *otp) limit(clientID string, addr address, userIP string) error {
+	if scope, wait := o.limiter.allow(clientID, addr.key(), userIP); scope != "" {
+		o.metrics.rateLimited(clientID, scope)
+		o.logChallenge(clientID, addr, "", "rate_limited", nil)
+		return &limitedError{Scope: scope, RetryAfter: wait}
+	}
+	return nil
+}
+
+// deliver renders the mail of ch's code and hands it to the SMTP server;
+// outcome is the log line's word for a success (sent, resent).
+func (o *otp) deliver(ctx context.Context, ch *challenge, code string, addr address, req sendRequest, outcome string) (sent, error) {
+	c := req.client
+	ref := o.refs.seal(ch)
+	link := ""
+	if req.link != nil {
+		link = req.link(ref, code)
+	}
+	out, err := o.tmpl.pick(req.uiLocales).render(addr.String(), code, req.title, req.body, link, req.linkIntro)
 	if err != nil {
 		o.logChallenge(c.ID, addr, ch.logID(), "template_error", err)
 		return sent{}, errMailRender
@@ -130,13 +168,14 @@ func (o *otp) send(ctx context.Context, req sendRequest) (sent, error) {
 	if err != nil {
 		o.logChallenge(c.ID, addr, ch.logID(), "smtp_failed", err)
 		if recipientRefused(err) {
-			return sent{}, errMailRefused
+			o.metrics.refused(c.ID, "recipient_refused")
+			return sent{unsent: ch}, errMailRefused
 		}
 		return sent{}, errMailUnavailable
 	}
 	o.metrics.challenge(c.ID)
-	o.logChallenge(c.ID, addr, ch.logID(), "sent", nil)
-	return sent{reference: o.refs.seal(ch)}, nil
+	o.logChallenge(c.ID, addr, ch.logID(), outcome, nil)
+	return sent{reference: ref, address: ch.Address}, nil
 }
 
 // check opens the reference and spends it on the code. Checks that do not
@@ -170,11 +209,6 @@ func (o *otp) check(ctx context.Context, req checkRequest) (checked, error) {
 		return checked{}, errWrongClient
 	}
 	res := checked{address: ch.Address, subject: ch.subject(), nonce: ch.Nonce}
-	if !c.allows(ch.Address[strings.LastIndexByte(ch.Address, '@')+1:]) {
-		o.logValidation(c.ID, ch, "domain_refused")
-		o.metrics.validated(c.ID, "domain_refused")
-		return res, errDomainRefused
-	}
 	if req.username != "" {
 		a, err := parseAddress(req.username)
 		if err != nil || !strings.EqualFold(a.String(), ch.Address) {
@@ -186,9 +220,17 @@ func (o *otp) check(ctx context.Context, req checkRequest) (checked, error) {
 		return res, errCodeFormat
 	}
 	res.authTime = now()
-	res.outcome, res.next, err = o.attempt(ctx, c.ID, ch, req.code, res.authTime)
+	// The client's allow_domains as configured now: a reload may have
+	// narrowed it since the code was mailed. Only a right code is refused
+	// for it; a wrong one stays a wrong one, so a decoy reference (a refused
+	// domain on the sign-in page) answers like any other.
+	allowed := c.allows(ch.Address[strings.LastIndexByte(ch.Address, '@')+1:])
+	res.outcome, res.next, err = o.attempt(ctx, c.ID, ch, req.code, res.authTime, allowed)
 	if err != nil {
 		return res, errLedger
+	}
+	if res.outcome == outcomeDomainRefused {
+		return res, errDomainRefused
 	}
 	return res, nil
 }
@@ -200,15 +242,12 @@ func (o *otp) check(ctx context.Context, req checkRequest) (checked, error) {
 // a dead end when the code expired or the attempts are used up. An error
 // means the ledger could not be asked: nothing was decided, and the
 // reference may be tried again.
-func (o *otp) attempt(ctx context.Context, clientID string, ch *challenge, code string, t time.Time) (outcome, next string, err error) {
+func (o *otp) attempt(ctx context.Context, clientID string, ch *challenge, code string, t time.Time, allowed bool) (outcome, next string, err error) {
 	expires := ch.Expires
 	if cur := ch.Issued.Add(o.ttl); cur.Before(expires) { // otp_timeout shortened
 		expires = cur
 	}
-	maxAttempts := o.maxAttempts
-	if ch.MaxAttempts > 0 {
-		maxAttempts = min(maxAttempts, ch.MaxAttempts)
-	}
+	maxAttempts := o.attemptsFor(ch)
 	switch {
 	case ch.Dead == deadExpired:
 		outcome, next = outcomeExpired, o.deadEnd(ch, deadExpired)
@@ -227,6 +266,8 @@ func (o *otp) attempt(ctx context.Context, clientID string, ch *challenge, code 
 		switch {
 		case !fresh:
 			outcome = outcomeReplayed
+		case o.refs.checkCode(ch, code) && !allowed:
+			outcome = outcomeDomainRefused
 		case o.refs.checkCode(ch, code):
 			outcome = outcomeOK
 		case ch.Attempt+1 >= maxAttempts:

@@ -45,15 +45,25 @@ func (si *signIn) serveSignIn(w http.ResponseWriter, r *http.Request) bool {
 		si.signOut(w, r)
 	case rest == "/auth":
 		si.forwardAuth(w, r)
+	case rest == "/resend" && post:
+		si.signInResend(w, r)
+	case rest == "/link" && get:
+		si.linkForm(w, r)
+	case rest == "/link" && post:
+		si.linkSignIn(w, r)
 	case rest == "/style.css" && get:
-		serveStyle(w)
-	case rest == "" || rest == "/" || rest == "/style.css":
+		serveAsset(w, "text/css; charset=utf-8", si.cfg.assets.style)
+	case rest == "/page.js" && get:
+		serveAsset(w, "text/javascript; charset=utf-8", signinScript)
+	case rest == "/logo" && get && si.cfg.assets.logo != nil:
+		serveAsset(w, si.cfg.assets.logoType, si.cfg.assets.logo)
+	case rest == "" || rest == "/" || rest == "/style.css" || rest == "/page.js":
 		w.Header().Set("Allow", "GET, HEAD")
 		si.renderStatus(w, r, http.StatusMethodNotAllowed)
-	case rest == "/signout":
+	case rest == "/signout" || rest == "/link":
 		w.Header().Set("Allow", "GET, HEAD, POST")
 		si.renderStatus(w, r, http.StatusMethodNotAllowed)
-	case rest == "/start" || rest == "/verify":
+	case rest == "/start" || rest == "/verify" || rest == "/resend":
 		w.Header().Set("Allow", "POST")
 		si.renderStatus(w, r, http.StatusMethodNotAllowed)
 	default:
@@ -87,34 +97,43 @@ func (si *signIn) signInStart(w http.ResponseWriter, r *http.Request) {
 		si.render(w, http.StatusBadRequest, p)
 		return
 	}
-	res, err := si.core.send(r.Context(), sendRequest{client: si.cfg.client, issuer: si.issuer(r), addr: addr, userIP: clientIP(r), uiLocales: uiLocales(r)})
+	req := sendRequest{client: si.cfg.client, issuer: si.issuer(r), addr: addr, userIP: clientIP(r), uiLocales: uiLocales(r)}
+	si.bindLink(w, r, &req, p)
+	res, err := si.core.send(r.Context(), req)
+	if refusal(err) {
+		// A public page must not tell which mailboxes exist: a refused
+		// domain or recipient gets the answer a mailed code gets, with a
+		// reference no code opens. The core logged and counted the refusal.
+		res, err = si.core.decoy(res), nil
+	}
+	if si.sendFailed(w, p, err) {
+		return
+	}
+	p.Email = addr.String()
+	si.codeView(p, res.reference)
+	si.render(w, http.StatusOK, p)
+}
+
+// sendFailed answers a send or resend that mailed nothing and reports
+// whether it did; refusals are not failures here (see signInStart).
+func (si *signIn) sendFailed(w http.ResponseWriter, p *page, err error) bool {
 	var lim *limitedError
 	switch {
-	case errors.Is(err, errDomainRefused):
-		p.Error = p.T.ErrDomain
-		si.render(w, http.StatusForbidden, p)
-		return
+	case err == nil:
+		return false
 	case errors.As(err, &lim):
 		w.Header().Set("Retry-After", fmt.Sprint(int((lim.RetryAfter+time.Second-1)/time.Second)))
 		p.Error = p.T.ErrRateLimit
 		si.render(w, http.StatusTooManyRequests, p)
-		return
-	case errors.Is(err, errMailRefused):
-		p.Error = p.T.ErrRefused
-		si.render(w, http.StatusBadRequest, p)
-		return
 	case errors.Is(err, errMailUnavailable):
 		w.Header().Set("Retry-After", "30")
 		p.Error = p.T.ErrMail
 		si.render(w, http.StatusServiceUnavailable, p)
-		return
-	case err != nil: // the template could not be rendered
+	default: // the template could not be rendered
 		p.Error = p.T.ErrMail
 		si.render(w, http.StatusServiceUnavailable, p)
-		return
 	}
-	p.View, p.Email, p.Reference = viewCode, addr.String(), res.reference
-	si.render(w, http.StatusOK, p)
+	return true
 }
 
 // signInVerify checks the code against the reference, as the grant's
@@ -134,6 +153,12 @@ func (si *signIn) signInVerify(w http.ResponseWriter, r *http.Request) {
 		return r
 	}, first(form, fieldCode))
 
+	si.verifyCode(w, r, p, ref, code)
+}
+
+// verifyCode spends the reference on the code, for the code form and the
+// mailed link alike, and answers: the session and a redirect, or why not.
+func (si *signIn) verifyCode(w http.ResponseWriter, r *http.Request, p *page, ref, code string) {
 	res, err := si.core.check(r.Context(), checkRequest{client: si.cfg.client, issuer: si.issuer(r), reference: ref, code: code})
 	switch {
 	case errors.Is(err, errBadReference) || errors.Is(err, errWrongClient):
@@ -141,19 +166,22 @@ func (si *signIn) signInVerify(w http.ResponseWriter, r *http.Request) {
 		si.render(w, http.StatusBadRequest, p)
 		return
 	case errors.Is(err, errDomainRefused): // allow_domains changed since the code was sent
-		p.Error = p.T.ErrDomain
+		si.audit.write(auditRefusal, requestRoute(r), res.address, outcomeDomainRefused)
+		p.Error = p.T.ErrStale
 		si.render(w, http.StatusForbidden, p)
 		return
 	case errors.Is(err, errCodeFormat):
 		// Not an attempt: the same reference stays usable.
 		p.Email = res.address
-		p.View, p.Reference, p.Error = viewCode, ref, p.T.ErrCodeFormat
+		si.codeView(p, ref)
+		p.Error = p.T.ErrCodeFormat
 		si.render(w, http.StatusBadRequest, p)
 		return
 	case err != nil:
 		p.Email = res.address
 		w.Header().Set("Retry-After", "5")
-		p.View, p.Reference, p.Error = viewCode, ref, p.T.ErrUnavailable
+		si.codeView(p, ref)
+		p.Error = p.T.ErrUnavailable
 		si.render(w, http.StatusServiceUnavailable, p)
 		return
 	}
@@ -164,7 +192,8 @@ func (si *signIn) signInVerify(w http.ResponseWriter, r *http.Request) {
 	switch res.outcome {
 	case outcomeOK:
 	case outcomeInvalid:
-		p.View, p.Reference, p.Error = viewCode, res.next, p.T.ErrCode
+		si.codeView(p, res.next)
+		p.Error = p.T.ErrCode
 		si.render(w, http.StatusBadRequest, p)
 		return
 	default: // expired, exhausted, replayed: only a new code helps
@@ -183,6 +212,7 @@ func (si *signIn) signInVerify(w http.ResponseWriter, r *http.Request) {
 	}
 	http.SetCookie(w, si.sessionCookie(r, token, int(si.firstExpiry(res.authTime).Sub(res.authTime)/time.Second)))
 	si.audit.write(auditSignIn, requestRoute(r), res.address, "code")
+	si.unbindLink(w, r)
 	si.redirect(w, p)
 }
 

@@ -14,6 +14,10 @@ import (
 // cookie defaults are shared with the gate (gate.go).
 const DefaultSessionLifetime = 12 * time.Hour
 
+// DefaultResendCooldown is how long the code page waits before it offers to
+// send a new code.
+const DefaultResendCooldown = 30 * time.Second
+
 // SignInConfig enables the browser sign-in pages: the person types an
 // address, receives a code by mail, types the code and gets a session cookie,
 // which email_otp_gate accepts in front of an application. The pages use the
@@ -44,8 +48,40 @@ type SignInConfig struct {
 	// SessionConfig: idle_timeout, cookie_domain, audit_log_address.
 	SessionConfig
 
+	// ResendCooldown is how long after a code was sent the code page lets
+	// the person ask for a new one. Default: 30s
+	ResendCooldown caddy.Duration `json:"resend_cooldown,omitempty"`
+
+	// MailLink, an origin such as https://intranet.example.com, puts a
+	// sign-in link to this page under that origin into the mail besides the
+	// code; the link signs in only in the browser that asked for the code.
+	// Default: empty (code only).
+	MailLink string `json:"mail_link,omitempty"`
+
+	// Logo is an image file (PNG, SVG, JPEG, WebP or GIF, at most 512 KiB)
+	// shown above the heading. Default: none.
+	Logo string `json:"logo,omitempty"`
+
+	// AccentColor is the colour of buttons, links and focus rings, as
+	// #rrggbb; the button text is black or white, whichever contrasts more.
+	// Default: #1f5fbf (#7fb0ff in dark mode).
+	AccentColor string `json:"accent_color,omitempty"`
+
+	// CSS is a stylesheet file appended to the page's own. Default: none.
+	CSS string `json:"css,omitempty"`
+
+	// TemplateFile is an html/template file that replaces the page's
+	// markup; docs/signin.md lists the data it gets. Default: the built-in
+	// page.
+	TemplateFile string `json:"template_file,omitempty"`
+
+	// Texts overrides page strings by locale and key (docs/signin.md lists
+	// the keys). Default: the shipped strings.
+	Texts map[string]map[string]string `json:"texts,omitempty"`
+
 	client *Client
 	pages  *pageLocales
+	assets *pageAssets
 }
 
 // withDefaults returns the configuration with its defaults filled, leaving
@@ -59,6 +95,9 @@ func (s SignInConfig) withDefaults(clients []*Client) SignInConfig {
 	}
 	if s.SessionLifetime == 0 {
 		s.SessionLifetime = caddy.Duration(DefaultSessionLifetime)
+	}
+	if s.ResendCooldown == 0 {
+		s.ResendCooldown = caddy.Duration(DefaultResendCooldown)
 	}
 	if s.Client == "" && len(clients) == 1 {
 		s.Client = clients[0].ID
@@ -102,7 +141,16 @@ func (s *SignInConfig) validate(clients []*Client, tokenPath string) error {
 	if len(c.Title) > 200 || strings.ContainsFunc(c.Title, isControl) {
 		return fmt.Errorf("signin: title must be one line of at most 200 bytes")
 	}
-	return nil
+	if c.ResendCooldown < 0 || c.ResendCooldown > caddy.Duration(time.Hour) {
+		return fmt.Errorf("signin: resend_cooldown %s out of range 0-1h", time.Duration(c.ResendCooldown))
+	}
+	if c.MailLink != "" && !validOrigin(c.MailLink) {
+		return fmt.Errorf("signin: mail_link %q: want an origin like https://example.com (no path)", c.MailLink)
+	}
+	if c.AccentColor != "" && !validColor(c.AccentColor) {
+		return fmt.Errorf("signin: accent_color %q: want #rrggbb", c.AccentColor)
+	}
+	return validateTexts(c.Texts)
 }
 
 func validCookieName(n string) bool {
@@ -125,8 +173,13 @@ func (s *SignInConfig) provision(clients []*Client, byID map[string]*Client, tem
 	if s.client == nil {
 		return fmt.Errorf("signin: client %q is not configured", s.Client)
 	}
-	s.pages = newPageLocales(templateLocales)
-	return nil
+	pages, err := newPageLocales(templateLocales, s.Texts)
+	if err != nil {
+		return err
+	}
+	s.pages = pages
+	s.assets, err = loadPageAssets(s)
+	return err
 }
 
 // signIn is the browser sign-in page: an adapter between HTML forms and the

@@ -14,12 +14,13 @@ import (
 // The pages and their stylesheet are compiled in: the sign-in pages load
 // nothing from elsewhere, and the CSP says so.
 //
-//go:embed signin/page.html signin/style.css
+//go:embed signin/page.html signin/style.css signin/page.js
 var signinFiles embed.FS
 
 var (
-	signinPage  = template.Must(template.ParseFS(signinFiles, "signin/page.html"))
-	signinStyle = must(signinFiles.ReadFile("signin/style.css"))
+	signinPage   = template.Must(template.ParseFS(signinFiles, "signin/page.html"))
+	signinStyle  = must(signinFiles.ReadFile("signin/style.css"))
+	signinScript = must(signinFiles.ReadFile("signin/page.js"))
 )
 
 func must[T any](v T, err error) T {
@@ -37,21 +38,34 @@ const (
 	viewSignOut   = "signout"
 	viewSignedOut = "signedout"
 	viewFailed    = "failed"
+	viewLink      = "link"     // a mailed link opened in the browser that asked: the sign-in button
+	viewLinkCode  = "linkcode" // a mailed link opened in another browser: the code to type
 )
 
-// page is what the template sees.
+// page is what the template sees; docs/signin.md documents it for
+// template_file.
 type page struct {
-	Lang      string
-	T         *pageText
-	Title     string
-	Base      string
-	View      string
-	Error     string
-	CSRF      string
-	Return    string
-	Email     string
-	Reference string
-	CodeValid string
+	Lang      string    // BCP 47 tag of the page's language
+	T         *pageText // every string, in that language
+	Title     string    // the signin title, or T.SignIn
+	Base      string    // the sign-in path; forms post to Base/start, /verify, /resend, /link, /signout
+	View      string    // address, code, signedin, signout, signedout, failed, link, linkcode
+	Error     string    // an error to show (role=alert), or ""
+	CSRF      string    // the value of every form's hidden csrf field
+	Return    string    // the sanitized return path: every form's hidden return field
+	Email     string    // the address typed, signed in, or the reference's
+	Reference string    // the code form's hidden reference field
+	Code      string    // view link: the hidden code field; view linkcode: the code to type
+	CodeValid string    // T.CodeValid with the minutes filled in
+	Logo      string    // the logo's URL, or "" without a logo
+	// Resend offers the "send a new code" form on the code view;
+	// ResendAfter is the seconds left before the server accepts it, and
+	// ResendWait T.ResendWait with them filled in.
+	Resend      bool
+	ResendAfter int
+	ResendWait  string
+	// Resent tells the code view that the code is a new one.
+	Resent bool
 	// Redirect asks the sign-out form to send the browser to Return
 	// afterwards (the sign-out page was opened with ?return=).
 	Redirect bool
@@ -66,7 +80,12 @@ func (si *signIn) newPage(w http.ResponseWriter, r *http.Request, ret string) *p
 		title = txt.SignIn
 	}
 	minutes := int((si.core.ttl + time.Minute - 1) / time.Minute)
+	logo := ""
+	if si.cfg.assets.logo != nil {
+		logo = si.cfg.Path + "/logo"
+	}
 	return &page{
+		Logo:      logo,
 		Lang:      tag.String(),
 		T:         txt,
 		Title:     title,
@@ -81,7 +100,7 @@ func (si *signIn) newPage(w http.ResponseWriter, r *http.Request, ret string) *p
 // render writes the page with the headers every sign-in answer carries.
 func (si *signIn) render(w http.ResponseWriter, status int, p *page) {
 	var buf bytes.Buffer
-	if err := signinPage.Execute(&buf, p); err != nil {
+	if err := si.cfg.assets.page.Execute(&buf, p); err != nil {
 		si.logger.Error("rendering the sign-in page failed", zap.Error(err))
 		http.Error(w, http.StatusText(http.StatusInternalServerError), http.StatusInternalServerError)
 		return
@@ -104,9 +123,10 @@ func (si *signIn) renderStatus(w http.ResponseWriter, r *http.Request, status in
 	si.render(w, status, p)
 }
 
-// pageCSP allows the page its own stylesheet and its own form targets, and
-// nothing else: no script, no frame, no image, no other origin.
-const pageCSP = "default-src 'none'; style-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
+// pageCSP allows the page its own stylesheet, script (the resend
+// countdown), logo and form targets, and nothing else: no inline script or
+// style, no frame, no other origin.
+const pageCSP = "default-src 'none'; style-src 'self'; script-src 'self'; img-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
 
 // setPageHeaders marks a sign-in answer as private to this browser and this
 // moment: never cached, never framed, never sniffed, never referred elsewhere.
@@ -123,12 +143,12 @@ func setPageHeaders(w http.ResponseWriter, lang string) {
 	hd.Set("Content-Language", lang)
 }
 
-// serveStyle serves the stylesheet; it holds nothing personal, so it may be
-// cached for a while.
-func serveStyle(w http.ResponseWriter) {
-	hd := w.Header()
-	hd.Set("Content-Type", "text/css; charset=utf-8")
-	hd.Set("Cache-Control", "public, max-age=3600")
-	hd.Set("X-Content-Type-Options", "nosniff")
-	_, _ = w.Write(signinStyle)
+// codeView turns p into the code form for reference: the hidden field, and
+// the resend form with the seconds left before the server accepts it.
+func (si *signIn) codeView(p *page, reference string) {
+	p.View, p.Reference = viewCode, reference
+	wait, ok := si.core.resendWait(reference, time.Duration(si.cfg.ResendCooldown))
+	p.Resend = ok
+	p.ResendAfter = int((wait + time.Second - 1) / time.Second)
+	p.ResendWait = fmt.Sprintf(p.T.ResendWait, p.ResendAfter)
 }

@@ -1,6 +1,8 @@
 package emailotp
 
 import (
+	"encoding/json"
+	"fmt"
 	"net/http"
 	"slices"
 	"strings"
@@ -8,131 +10,8 @@ import (
 	"golang.org/x/text/language"
 )
 
-// pageText is every string the sign-in pages show, in one language.
-type pageText struct {
-	SignIn, EmailLabel, EmailHint, SendCode                     string
-	CodeSentTo, CodeValid, CodeLabel, CodeHint, Verify          string
-	UseAnother, SignedInAs, Continue, SignOut, SignedOut, Again string
-	ErrAddress, ErrDomain, ErrRefused, ErrRateLimit, ErrMail    string
-	ErrCode, ErrCodeFormat, ErrStale, ErrUnavailable            string
-	ErrCSRF, ErrForm, ErrNotFound, ErrMethod                    string
-	SignOutAsk, StaySignedIn                                    string
-	SignOutAll, SignOutAllHint, SignedOutAll                    string
-}
-
-// pageTexts are the shipped languages, by base language. The pages offer a
-// language only when the mail templates have a locale for it too, so the
-// page and the mail speak the same language; English is the default.
-var pageTexts = map[string]*pageText{
-	"en": {
-		SignIn:         "Sign in",
-		EmailLabel:     "Email address",
-		EmailHint:      "We will send a one-time code to this address.",
-		SendCode:       "Send code",
-		CodeSentTo:     "We sent a one-time code to",
-		CodeValid:      "Enter it below. It is valid for %d minutes.",
-		CodeLabel:      "One-time code",
-		CodeHint:       "Digits only, as in the mail.",
-		Verify:         "Sign in",
-		UseAnother:     "Use another address",
-		SignedInAs:     "You are signed in as",
-		Continue:       "Continue",
-		SignOut:        "Sign out",
-		SignedOut:      "You are signed out.",
-		Again:          "Sign in again",
-		ErrAddress:     "Enter a valid email address, like name@example.com.",
-		ErrDomain:      "This address cannot be used to sign in here.",
-		ErrRefused:     "The mail server refused this address. Check it and try again.",
-		ErrRateLimit:   "Too many codes were requested. Try again later.",
-		ErrMail:        "The code could not be sent. Try again in a moment.",
-		ErrCode:        "The code is not correct. Check it and try again.",
-		ErrCodeFormat:  "Enter the code from the mail, digits only.",
-		ErrStale:       "This code can no longer be used. Request a new one.",
-		ErrUnavailable: "Sign-in is unavailable for a moment. Try again.",
-		ErrCSRF:        "This form has expired. Go back to the sign-in page and try again.",
-		ErrForm:        "The form could not be read. Go back to the sign-in page and try again.",
-		ErrNotFound:    "There is no such page.",
-		ErrMethod:      "This page cannot be used that way.",
-		SignOutAsk:     "Do you want to sign out?",
-		StaySignedIn:   "Stay signed in",
-		SignOutAll:     "Sign out everywhere",
-		SignOutAllHint: "Signing out everywhere ends your sessions in every browser and on every device.",
-		SignedOutAll:   "You are signed out in every browser and on every device.",
-	},
-	"fi": {
-		SignIn:         "Kirjaudu sisään",
-		EmailLabel:     "Sähköpostiosoite",
-		EmailHint:      "Lähetämme tähän osoitteeseen kertakäyttöisen koodin.",
-		SendCode:       "Lähetä koodi",
-		CodeSentTo:     "Lähetimme kertakäyttöisen koodin osoitteeseen",
-		CodeValid:      "Kirjoita se alle. Koodi on voimassa %d minuuttia.",
-		CodeLabel:      "Kertakäyttöinen koodi",
-		CodeHint:       "Pelkät numerot, kuten viestissä.",
-		Verify:         "Kirjaudu",
-		UseAnother:     "Käytä toista osoitetta",
-		SignedInAs:     "Olet kirjautunut sisään osoitteella",
-		Continue:       "Jatka",
-		SignOut:        "Kirjaudu ulos",
-		SignedOut:      "Olet kirjautunut ulos.",
-		Again:          "Kirjaudu uudelleen",
-		ErrAddress:     "Anna kelvollinen sähköpostiosoite, esimerkiksi nimi@example.com.",
-		ErrDomain:      "Tällä osoitteella ei voi kirjautua tähän palveluun.",
-		ErrRefused:     "Sähköpostipalvelin ei hyväksynyt osoitetta. Tarkista se ja yritä uudelleen.",
-		ErrRateLimit:   "Koodeja on pyydetty liian monta. Yritä myöhemmin uudelleen.",
-		ErrMail:        "Koodia ei voitu lähettää. Yritä hetken kuluttua uudelleen.",
-		ErrCode:        "Koodi ei ole oikein. Tarkista se ja yritä uudelleen.",
-		ErrCodeFormat:  "Kirjoita viestissä saamasi koodi, pelkät numerot.",
-		ErrStale:       "Tätä koodia ei voi enää käyttää. Pyydä uusi koodi.",
-		ErrUnavailable: "Kirjautuminen ei juuri nyt onnistu. Yritä uudelleen.",
-		ErrCSRF:        "Lomake on vanhentunut. Palaa kirjautumissivulle ja yritä uudelleen.",
-		ErrForm:        "Lomaketta ei voitu lukea. Palaa kirjautumissivulle ja yritä uudelleen.",
-		ErrNotFound:    "Sivua ei ole.",
-		ErrMethod:      "Tätä sivua ei voi käyttää näin.",
-		SignOutAsk:     "Haluatko kirjautua ulos?",
-		StaySignedIn:   "Pysy kirjautuneena",
-		SignOutAll:     "Kirjaudu ulos kaikkialta",
-		SignOutAllHint: "Uloskirjautuminen kaikkialta päättää istuntosi kaikissa selaimissa ja laitteissa.",
-		SignedOutAll:   "Olet kirjautunut ulos kaikista selaimista ja laitteista.",
-	},
-	"sv": {
-		SignIn:         "Logga in",
-		EmailLabel:     "E-postadress",
-		EmailHint:      "Vi skickar en engångskod till den här adressen.",
-		SendCode:       "Skicka kod",
-		CodeSentTo:     "Vi skickade en engångskod till",
-		CodeValid:      "Skriv in den nedan. Den gäller i %d minuter.",
-		CodeLabel:      "Engångskod",
-		CodeHint:       "Endast siffror, som i meddelandet.",
-		Verify:         "Logga in",
-		UseAnother:     "Använd en annan adress",
-		SignedInAs:     "Du är inloggad som",
-		Continue:       "Fortsätt",
-		SignOut:        "Logga ut",
-		SignedOut:      "Du är utloggad.",
-		Again:          "Logga in igen",
-		ErrAddress:     "Ange en giltig e-postadress, till exempel namn@example.com.",
-		ErrDomain:      "Den här adressen kan inte användas för att logga in här.",
-		ErrRefused:     "E-postservern godtog inte adressen. Kontrollera den och försök igen.",
-		ErrRateLimit:   "För många koder har begärts. Försök igen senare.",
-		ErrMail:        "Koden kunde inte skickas. Försök igen om en stund.",
-		ErrCode:        "Koden är inte korrekt. Kontrollera den och försök igen.",
-		ErrCodeFormat:  "Skriv koden från meddelandet, endast siffror.",
-		ErrStale:       "Den här koden kan inte längre användas. Begär en ny kod.",
-		ErrUnavailable: "Inloggningen är inte tillgänglig just nu. Försök igen.",
-		ErrCSRF:        "Formuläret har gått ut. Gå tillbaka till inloggningssidan och försök igen.",
-		ErrForm:        "Formuläret kunde inte läsas. Gå tillbaka till inloggningssidan och försök igen.",
-		ErrNotFound:    "Sidan finns inte.",
-		ErrMethod:      "Sidan kan inte användas så.",
-		SignOutAsk:     "Vill du logga ut?",
-		StaySignedIn:   "Förbli inloggad",
-		SignOutAll:     "Logga ut överallt",
-		SignOutAllHint: "Att logga ut överallt avslutar dina sessioner i alla webbläsare och på alla enheter.",
-		SignedOutAll:   "Du är utloggad i alla webbläsare och på alla enheter.",
-	},
-}
-
 // pageLocales picks the page language from Accept-Language among English
-// and the mail template locales that have shipped page strings.
+// and the mail template locales that have page strings.
 type pageLocales struct {
 	matcher language.Matcher
 	tags    []language.Tag
@@ -140,24 +19,84 @@ type pageLocales struct {
 }
 
 // newPageLocales offers English (the default) and each template locale whose
-// base language has page strings; a template locale "sv-SE" gets the Swedish
-// strings and is announced as sv-SE.
-func newPageLocales(templateLocales []string) *pageLocales {
-	pl := &pageLocales{tags: []language.Tag{language.English}, texts: []*pageText{pageTexts["en"]}}
-	sorted := slices.Sorted(slices.Values(templateLocales))
-	for _, l := range sorted {
+// base language has shipped page strings or whose tag or base language has
+// texts configured; a template locale "sv-SE" gets the Swedish strings and is
+// announced as sv-SE. texts overrides strings by locale (a base language's
+// overrides apply to its regional tags too; "en" to the default); a string
+// not overridden is the shipped one, else the English one.
+func newPageLocales(templateLocales []string, texts map[string]map[string]string) (*pageLocales, error) {
+	if err := validateTexts(texts); err != nil {
+		return nil, err
+	}
+	build := func(tag language.Tag, shipped *pageText) *pageText {
+		t := *shipped
+		base, _ := tag.Base()
+		for _, key := range []string{base.String(), tag.String()} {
+			if kv, ok := texts[key]; ok {
+				b, _ := json.Marshal(kv)
+				_ = json.Unmarshal(b, &t) // keys and values checked by validateTexts
+			}
+		}
+		return &t
+	}
+	pl := &pageLocales{tags: []language.Tag{language.English}, texts: []*pageText{build(language.English, pageTexts["en"])}}
+	for _, l := range slices.Sorted(slices.Values(templateLocales)) {
 		tag, err := language.Parse(l)
 		if err != nil {
 			continue
 		}
 		base, _ := tag.Base()
-		if txt, ok := pageTexts[base.String()]; ok {
+		shipped, ok := pageTexts[base.String()]
+		_, own := texts[tag.String()]
+		_, ownBase := texts[base.String()]
+		if !ok && (own || ownBase) {
+			shipped, ok = pageTexts["en"], true
+		}
+		if ok {
 			pl.tags = append(pl.tags, tag)
-			pl.texts = append(pl.texts, txt)
+			pl.texts = append(pl.texts, build(tag, shipped))
 		}
 	}
 	pl.matcher = language.NewMatcher(pl.tags)
-	return pl
+	return pl, nil
+}
+
+// textKeys are the names the texts option accepts: pageText's JSON names.
+var textKeys = func() map[string]bool {
+	m := map[string]bool{}
+	b, _ := json.Marshal(pageTexts["en"])
+	var kv map[string]string
+	_ = json.Unmarshal(b, &kv)
+	for k := range kv {
+		m[k] = true
+	}
+	return m
+}()
+
+// validateTexts checks configured page strings: a language tag, known keys,
+// one line of at most 500 bytes, and exactly one %d (and no other verb) in
+// the two strings that are formatted with a number.
+func validateTexts(texts map[string]map[string]string) error {
+	for tag, kv := range texts {
+		if _, err := language.Parse(tag); err != nil {
+			return fmt.Errorf("signin: texts %q: not a BCP 47 language tag", tag)
+		}
+		for k, v := range kv {
+			if !textKeys[k] {
+				return fmt.Errorf("signin: texts %s: unknown key %q", tag, k)
+			}
+			if len(v) > 500 || strings.ContainsFunc(v, isControl) {
+				return fmt.Errorf("signin: texts %s %s: one line of at most 500 bytes", tag, k)
+			}
+			pct, verbs := strings.Count(v, "%"), strings.Count(v, "%d")
+			if k == "code_valid" || k == "resend_wait" {
+				if verbs != 1 || pct != 1 {
+					return fmt.Errorf("signin: texts %s %s: needs exactly one %%d and no other %%", tag, k)
+				}
+			}
+		}
+	}
+	return nil
 }
 
 // pick returns the best language for an Accept-Language header, English when

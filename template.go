@@ -166,9 +166,15 @@ type outgoing struct {
 	html    string
 }
 
-// render fills the code into the text (and HTML) body. A request-supplied
-// title or body replaces the template's, still inside the template's HTML.
-func (mt *mailTemplate) render(to, code, title, body string) (outgoing, error) {
+// linkPlaceholder is where a body puts the sign-in link, when the sign-in
+// page mails one (signin mail_link); a body without it gets the link in a
+// paragraph of its own at the end.
+const linkPlaceholder = "{1}"
+
+// render fills the code (and the link, if any) into the text (and HTML)
+// body. A request-supplied title or body replaces the template's, still
+// inside the template's HTML, which sees the link as .Link.
+func (mt *mailTemplate) render(to, code, title, body, link, linkIntro string) (outgoing, error) {
 	o := outgoing{to: to, subject: mt.subject, text: mt.body}
 	if title != "" {
 		o.subject = title
@@ -177,9 +183,20 @@ func (mt *mailTemplate) render(to, code, title, body string) (outgoing, error) {
 		o.text = body
 	}
 	o.text = strings.ReplaceAll(o.text, codePlaceholder, code)
+	linkURL := link
+	if link != "" {
+		if strings.Contains(o.text, linkPlaceholder) {
+			o.text = strings.ReplaceAll(o.text, linkPlaceholder, link)
+		} else {
+			if linkIntro != "" {
+				link = linkIntro + "\n" + link
+			}
+			o.text += "\n\n" + link
+		}
+	}
 	if mt.html != nil {
 		var buf bytes.Buffer
-		err := mt.html.Execute(&buf, struct{ Subject, Body, Code string }{o.subject, o.text, code})
+		err := mt.html.Execute(&buf, struct{ Subject, Body, Code, Link string }{o.subject, o.text, code, linkURL})
 		if err != nil {
 			return o, err
 		}

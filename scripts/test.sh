@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Runs the whole test suite as CI does: installs mailpit (Go module proxy) and
-# Chromium (apt) when missing, checks formatting and vet, runs every test with
+# Runs the whole test suite as CI does: installs mailpit (Go module proxy),
+# Chromium (apt) and axe-core (npm) when missing, checks formatting and vet, runs every test with
 # the race detector (the plugin's module, then bench/'s), then a short fuzz
 # run of each fuzz target.
 # FUZZTIME=0 skips the fuzz runs (the seed corpus still runs in go test).
@@ -11,6 +11,9 @@ cd "$root"
 export MAILPIT_BIN
 MAILPIT_BIN=$(scripts/install-mailpit.sh)
 if [ -x scripts/install-chromium.sh ]; then scripts/install-chromium.sh; fi
+# axe-core for the sign-in pages' accessibility audit (signin_look_test.go).
+export AXE_JS
+AXE_JS=$(scripts/install-axe.sh)
 
 echo "== gofmt"
 bad=$(gofmt -l $(git ls-files '*.go'))
