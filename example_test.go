@@ -138,6 +138,9 @@ func loadExample(t *testing.T, file, site string, smtpPort int) {
 		t.Fatalf("%s has no admin block", file)
 	}
 	admin["config"] = map[string]any{"persist": false}
+	// Caddy's default storage is fixed at init (XDG_DATA_HOME above comes too
+	// late for this process): the example's limits and ledger live here.
+	doc["storage"] = map[string]any{"module": "file_system", "root": filepath.Join(dir, "data")}
 	doc["logging"] = map[string]any{"logs": map[string]any{"default": map[string]any{
 		"writer": map[string]any{"output": "file", "filename": filepath.Join(dir, "caddy.log")}}}}
 	if cfg, err = json.Marshal(doc); err != nil {

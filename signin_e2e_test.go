@@ -399,6 +399,10 @@ func TestSignInExample(t *testing.T) {
 	}
 	admin, _ := doc["admin"].(map[string]any)
 	admin["config"] = map[string]any{"persist": false}
+	// Caddy's default storage is fixed at init (XDG_DATA_HOME above comes too
+	// late for this process): without this, the limits and the ledger this
+	// example keeps in storage would carry over from earlier runs.
+	doc["storage"] = map[string]any{"module": "file_system", "root": filepath.Join(dir, "data")}
 	doc["logging"] = map[string]any{"logs": map[string]any{"default": map[string]any{
 		"writer": map[string]any{"output": "file", "filename": filepath.Join(dir, "caddy.log")}}}}
 	if cfg, err = json.Marshal(doc); err != nil {
