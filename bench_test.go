@@ -29,6 +29,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/caddy-email-otp/emailotp/internal/keys"
+
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"github.com/caddyserver/certmagic"
@@ -105,7 +107,7 @@ func benchHandler(tb testing.TB, alg string, smtp benchSMTP) *Handler {
 	if h.keys, err = loadSigningKeys(ctx, storage, alg, ""); err != nil {
 		tb.Fatal(err)
 	}
-	secret, err := loadSecret(ctx, storage, referenceKeyName)
+	secret, err := keys.LoadSecret(ctx, storage, keys.ReferenceKeyName)
 	if err != nil {
 		tb.Fatal(err)
 	}

@@ -10,6 +10,8 @@ import (
 
 	"github.com/go-jose/go-jose/v4"
 	"github.com/go-jose/go-jose/v4/jwt"
+
+	"github.com/caddy-email-otp/emailotp/internal/claims"
 )
 
 // grantResult is what a successful validation knows about the person.
@@ -31,26 +33,6 @@ type tokenResponse struct {
 	IDToken     string `json:"id_token"`
 }
 
-// idClaims are the id_token claims besides the registered ones; the
-// `<method>.grant_type` claim and the client's static claims are added per
-// token since their names are configured.
-type idClaims struct {
-	AuthTime      int64    `json:"auth_time"`
-	AMR           []string `json:"amr"`
-	AZP           string   `json:"azp"`
-	SessionIndex  string   `json:"session_index"`
-	Email         string   `json:"email"`
-	EmailVerified bool     `json:"email_verified"`
-	Nonce         string   `json:"nonce,omitempty"`
-}
-
-// atClaims are the RFC 9068 access token claims besides the registered ones.
-type atClaims struct {
-	ClientID string `json:"client_id"`
-	Scope    string `json:"scope"`
-	AuthTime int64  `json:"auth_time"`
-}
-
 // mint signs the id_token and the access token. Each payload is marshalled
 // once and signed as is: go-jose's jwt builder would marshal every Claims
 // value, decode it into a map and marshal the map again, a third of a
@@ -67,16 +49,16 @@ func (h *Handler) mint(g grantResult) (*tokenResponse, error) {
 		Expiry:   exp,
 	}
 	extra := make(map[string]any, 1+len(g.client.Claims))
-	extra[h.Method+".grant_type"] = []string{h.GrantType}
+	extra[claims.GrantTypeClaim(h.Method)] = []string{h.GrantType}
 	for k, v := range g.client.Claims {
 		extra[k] = v
 	}
 	id, err := signClaims(h.keys.idSigner, struct {
 		jwt.Claims
-		idClaims
-	}{std, idClaims{
+		claims.ID
+	}{std, claims.ID{
 		AuthTime:      g.authTime.Unix(),
-		AMR:           []string{g.issuer + "/saml2/names/ac/" + h.Method},
+		AMR:           []string{claims.AMR(g.issuer, h.Method)},
 		AZP:           g.client.ID,
 		SessionIndex:  randomID(),
 		Email:         g.address,
@@ -89,8 +71,8 @@ func (h *Handler) mint(g grantResult) (*tokenResponse, error) {
 	std.ID = randomID()
 	at, err := signClaims(h.keys.atSigner, struct {
 		jwt.Claims
-		atClaims
-	}{std, atClaims{
+		claims.Access
+	}{std, claims.Access{
 		ClientID: g.client.ID,
 		Scope:    g.scope,
 		AuthTime: g.authTime.Unix(),
@@ -110,8 +92,8 @@ func (h *Handler) mint(g grantResult) (*tokenResponse, error) {
 // signClaims marshals claims, adds the extra claims whose names are
 // configured (in sorted order; Validate keeps them apart from the struct's),
 // and returns the compact JWS.
-func signClaims(s jose.Signer, claims any, extra map[string]any) (string, error) {
-	p, err := json.Marshal(claims)
+func signClaims(s jose.Signer, payload any, extra map[string]any) (string, error) {
+	p, err := json.Marshal(payload)
 	if err != nil {
 		return "", err
 	}

@@ -15,6 +15,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/caddy-email-otp/emailotp/internal/keys"
+
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 	"github.com/caddyserver/certmagic"
@@ -95,7 +97,7 @@ func verifiesWithJWKS(doc []byte, tok string) error {
 	if err := json.Unmarshal(doc, &set); err != nil {
 		return err
 	}
-	parsed, err := jwt.ParseSigned(tok, gateAlgs)
+	parsed, err := jwt.ParseSigned(tok, []jose.SignatureAlgorithm{jose.RS256, jose.ES256, jose.EdDSA})
 	if err != nil {
 		return err
 	}
@@ -172,7 +174,7 @@ func TestKeyRotation(t *testing.T) {
 
 	h := &Handler{TokenLifetime: caddy.Duration(life)}
 	h.fillDefaults()
-	sk, err := openKeys(ctx, st, keyOptions{alg: alg, period: period, retain: life + keyRetireLeeway, now: clk.Now})
+	sk, err := openKeys(ctx, st, keyOptions{alg: alg, period: period, retain: life + keys.RetireLeeway, now: clk.Now})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -207,7 +209,7 @@ func TestKeyRotation(t *testing.T) {
 	if kidOf(t, old.AccessToken) != kid1 || !admits(t, gate, old.AccessToken) {
 		t.Fatal("first token: wrong kid or refused")
 	}
-	firstKey := sk.ring.keys[alg][0].jwk
+	firstKey := sk.ring.stored[alg][0].JWK
 	longOld := longToken(t, firstKey, alg, iss, clk.Now())
 
 	// The period is over: a successor is published but does not sign yet.
@@ -227,7 +229,7 @@ func TestKeyRotation(t *testing.T) {
 	}
 
 	// Pre-publication over: the new key signs, the old tokens still verify.
-	clk.Advance(keyPrepublish)
+	clk.Advance(keys.Prepublish)
 	fresh := mint()
 	if k := kidOf(t, fresh.AccessToken); k != kid2 || kidOf(t, fresh.IDToken) != kid2 {
 		t.Fatalf("token after pre-publication has kid %s, want %s", k, kid2)
@@ -265,7 +267,7 @@ func TestKeyRotation(t *testing.T) {
 	}
 
 	// The last token of the first key has expired (plus leeway): it is gone.
-	retired := tr.Add(keyPrepublish + max(life+keyRetireLeeway, period)) // a whole period: until the next rotation
+	retired := tr.Add(keys.Prepublish + max(life+keys.RetireLeeway, period)) // a whole period: until the next rotation
 	clk.Set(retired.Add(-time.Second))
 	if !slices.Contains(jwksKIDs(t, sk.jwks()), kid1) || !admits(t, gate, longOld) {
 		t.Fatal("first key dropped before its retention ended")
@@ -288,17 +290,17 @@ func TestKeyRotation(t *testing.T) {
 	}
 
 	// The next rotation writes a ring without the dropped key.
-	clk.Set(tr.Add(keyPrepublish + period))
+	clk.Set(tr.Add(keys.Prepublish + period))
 	if err := sk.ring.refresh(ctx, nil); err != nil {
 		t.Fatal(err)
 	}
-	stored, err := readStoredKeys(ctx, st, alg)
+	stored, err := keys.ReadStored(ctx, st, alg)
 	if err != nil {
 		t.Fatal(err)
 	}
 	var storedKIDs []string
 	for _, k := range stored {
-		storedKIDs = append(storedKIDs, k.jwk.KeyID)
+		storedKIDs = append(storedKIDs, k.JWK.KeyID)
 	}
 	if len(storedKIDs) != 2 || storedKIDs[0] != kid2 || slices.Contains(storedKIDs, kid1) {
 		t.Errorf("ring after the second rotation = %v, want [%s <new>]", storedKIDs, kid2)
@@ -322,7 +324,7 @@ func TestKeyRotationStaleGate(t *testing.T) {
 	gate := newTestGate(t, st)
 	t.Cleanup(func() { waitGateIdle(t, gate) })
 	const iss = "http://example.com/uas"
-	long := longToken(t, sk.ring.keys[alg][0].jwk, alg, iss, t0)
+	long := longToken(t, sk.ring.stored[alg][0].JWK, alg, iss, t0)
 	if !admits(t, gate, long) {
 		t.Fatal("gate refuses a token of the current key")
 	}
@@ -331,10 +333,10 @@ func TestKeyRotationStaleGate(t *testing.T) {
 	if err := sk.ring.refresh(ctx, nil); err != nil {
 		t.Fatal(err)
 	}
-	if len(sk.ring.keys[alg]) != 2 {
+	if len(sk.ring.stored[alg]) != 2 {
 		t.Fatal("no rotation")
 	}
-	clk.Set(tr.Add(keyPrepublish + 2*time.Hour)) // retired a period after the switch
+	clk.Set(tr.Add(keys.Prepublish + 2*time.Hour)) // retired a period after the switch
 	refused := false
 	for range 50 { // the first lookup may still use the old set
 		if !admits(t, gate, long) {
@@ -363,14 +365,14 @@ func TestKeyRotationCluster(t *testing.T) {
 	t0 := clk.Now()
 	var nodes []*signingKeys
 	for range instances {
-		sk, err := openKeys(ctx, st, keyOptions{alg: alg, period: period, retain: time.Hour + keyRetireLeeway, now: clk.Now})
+		sk, err := openKeys(ctx, st, keyOptions{alg: alg, period: period, retain: time.Hour + keys.RetireLeeway, now: clk.Now})
 		if err != nil {
 			t.Fatal(err)
 		}
 		nodes = append(nodes, sk)
 	}
-	ringKey := path.Join(keysPrefix, ringName(alg))
-	if n := st.count(path.Join(keysPrefix, signingKeyName(alg))); n != 1 {
+	ringKey := path.Join(keys.Prefix, keys.RingName(alg))
+	if n := st.count(path.Join(keys.Prefix, keys.SigningKeyName(alg))); n != 1 {
 		t.Fatalf("first key stored %d times by %d instances, want once", n, instances)
 	}
 	kid1 := nodes[0].ring.current().kid
@@ -399,7 +401,7 @@ func TestKeyRotationCluster(t *testing.T) {
 			t.Errorf("instance %d signs with the new key during pre-publication", i)
 		}
 	}
-	clk.Advance(keyPrepublish)
+	clk.Advance(keys.Prepublish)
 	kid2 := nodes[0].ring.current().kid
 	if kid2 == kid1 {
 		t.Fatal("no instance switched to the new key")
@@ -429,15 +431,15 @@ func TestKeyRotationFiles(t *testing.T) {
 	cur, prev := filepath.Join(dir, "cur.pem"), filepath.Join(dir, "prev.pem")
 	var kids []string
 	for _, f := range []string{prev, cur} {
-		k, _ := supportedAlgs["EdDSA"]()
-		b, err := marshalPrivateKey(k)
+		k, _ := keys.Generate("EdDSA")
+		b, err := keys.MarshalPrivate(k)
 		if err != nil {
 			t.Fatal(err)
 		}
 		if err := os.WriteFile(f, b, 0o600); err != nil {
 			t.Fatal(err)
 		}
-		jwk, _ := newJWK(k, "EdDSA")
+		jwk, _ := keys.NewJWK(k, "EdDSA")
 		kids = append(kids, jwk.KeyID)
 	}
 	st := &certmagic.FileStorage{Path: filepath.Join(dir, "storage")}
@@ -572,17 +574,13 @@ func TestKeyRotationCaddy(t *testing.T) {
 		t.Fatalf("JWKS %v: the current key %s is not first", kids, kid1)
 	}
 	kid2 := kids[1]
-	b, err := os.ReadFile(filepath.Join(tc.Storage, keysPrefix, ringName("RS256")))
-	if err != nil {
-		t.Fatal(err)
-	}
-	ring, err := parseRing(b, "RS256")
-	if err != nil || len(ring) != 2 || ring[0].jwk.KeyID != kid1 {
+	ring, err := keys.ReadStored(context.Background(), &certmagic.FileStorage{Path: tc.Storage}, "RS256")
+	if err != nil || len(ring) != 2 || ring[0].JWK.KeyID != kid1 {
 		t.Fatalf("stored ring: %d keys, %v", len(ring), err)
 	}
-	longOld := longToken(t, ring[0].jwk, "RS256", tc.Base+"/uas", clk.Now())
+	longOld := longToken(t, ring[0].JWK, "RS256", tc.Base+"/uas", clk.Now())
 
-	clk.Advance(keyPrepublish)
+	clk.Advance(keys.Prepublish)
 	at2, id2 := grant("rot2@example.com")
 	if kidOf(t, at2) != kid2 || kidOf(t, id2) != kid2 {
 		t.Fatalf("tokens after pre-publication carry %s / %s, want %s", kidOf(t, at2), kidOf(t, id2), kid2)
@@ -604,7 +602,7 @@ func TestKeyRotationCaddy(t *testing.T) {
 	}
 
 	// Every token of the old key has expired: it is gone.
-	clk.Set(tr.Add(keyPrepublish + time.Hour + keyRetireLeeway))
+	clk.Set(tr.Add(keys.Prepublish + time.Hour + keys.RetireLeeway))
 	waitJWKS("without "+kid1, func(k []string) bool { return !slices.Contains(k, kid1) && slices.Contains(k, kid2) })
 	if admitted(longOld) {
 		t.Error("gate admits a token of the dropped key")
@@ -646,17 +644,17 @@ func TestKeyRotationSharedKeyOtherLifetimes(t *testing.T) {
 		t.Fatal(err)
 	}
 	clk.Advance(25 * time.Hour)
-	a, err := openKeys(ctx, st, keyOptions{alg: alg, period: 24 * time.Hour, retain: time.Hour + keyRetireLeeway, now: clk.Now})
+	a, err := openKeys(ctx, st, keyOptions{alg: alg, period: 24 * time.Hour, retain: time.Hour + keys.RetireLeeway, now: clk.Now})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(a.ring.keys[alg]) != 1 {
+	if len(a.ring.stored[alg]) != 1 {
 		t.Fatal("A rotated while opening its keys (Provision must not write)")
 	}
 	if err := a.ring.refresh(ctx, nil); err != nil { // A's minute tick
 		t.Fatal(err)
 	}
-	if len(a.ring.keys[alg]) != 2 {
+	if len(a.ring.stored[alg]) != 2 {
 		t.Fatal("A did not rotate")
 	}
 	if err := b.ring.refresh(ctx, nil); err != nil { // B's minute tick

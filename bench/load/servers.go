@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -313,7 +314,7 @@ http://127.0.0.1:{{.Port}} {
 
 	# The signing route: bare plus the two signatures and the answer.
 	route /sign {
-		bench_sign {{.Alg}}
+		bench_sign {{.Alg}} {{.ATAlg}}
 	}
 
 	# The mailing routes: bare plus a raw send on a kept-open connection.
@@ -363,6 +364,7 @@ const (
 
 type caddyfileVars struct {
 	Admin, Storage, Log, Alg string
+	ATAlg                    string // access_token_alg; written only when it differs from Alg
 	Ledger                   string // "": the plugin's default
 	Port, MailpitPort        int
 	NullPort                 int
@@ -372,6 +374,9 @@ func (v caddyfileVars) handlers() string {
 	var b strings.Builder
 	const dial, pool = "\n\t\t\tidle_conns 0", "" // pool: the default
 	alg := v.Alg
+	if v.ATAlg != "" && v.ATAlg != v.Alg {
+		alg += "\n\t\taccess_token_alg " + v.ATAlg
+	}
 	if v.Ledger != "" {
 		alg += "\n\t\tledger " + v.Ledger
 	}
@@ -400,7 +405,7 @@ func startCaddy(bin, dir string, v caddyfileVars) (*caddyProc, error) {
 	v.Log = filepath.Join(dir, "caddy.log")
 	cfg := caddyfileTmpl
 	for k, val := range map[string]string{
-		"{{.Admin}}": v.Admin, "{{.Storage}}": v.Storage, "{{.Log}}": v.Log, "{{.Alg}}": v.Alg,
+		"{{.Admin}}": v.Admin, "{{.Storage}}": v.Storage, "{{.Log}}": v.Log, "{{.Alg}}": v.Alg, "{{.ATAlg}}": cmp.Or(v.ATAlg, v.Alg),
 		"{{.Port}}": strconv.Itoa(v.Port), "{{.MailpitPort}}": strconv.Itoa(v.MailpitPort), "{{.NullPort}}": strconv.Itoa(v.NullPort),
 		"{{.Handlers}}": v.handlers(),
 	} {
