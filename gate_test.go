@@ -231,8 +231,13 @@ func TestGate(t *testing.T) {
 
 	// Crafted tokens signed with this deployment's key, from its storage.
 	m := newMinter(t, tc.Storage, "RS256", issuer)
-	if kid := jwtHeader(t, aliceAT)["kid"]; kid != m.keys.kid {
-		t.Fatalf("storage key kid %s, real token kid %v", m.keys.kid, kid)
+	if kid := jwtHeader(t, aliceID)["kid"]; kid != m.keys.kid {
+		t.Fatalf("storage RS256 key kid %s, real id_token kid %v", m.keys.kid, kid)
+	}
+	// The access token is signed with the access_token_alg key (ES256 by
+	// default) of the same storage.
+	if h := jwtHeader(t, aliceAT); h["kid"] != newMinter(t, tc.Storage, "ES256", issuer).keys.kid || h["alg"] != "ES256" {
+		t.Fatalf("real access token header %v: want the storage ES256 key", h)
 	}
 
 	t.Run("valid token passes, upstream sees the address", func(t *testing.T) {

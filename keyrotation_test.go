@@ -74,6 +74,12 @@ func kidOf(t *testing.T, tok string) string {
 	return kid
 }
 
+func algOf(t *testing.T, tok string) string {
+	t.Helper()
+	alg, _ := jwtHeader(t, tok)["alg"].(string)
+	return alg
+}
+
 func jwksKIDs(t *testing.T, doc []byte) []string {
 	t.Helper()
 	var set jose.JSONWebKeySet
@@ -512,11 +518,13 @@ func getJWKS(t *testing.T, tc *testCaddy) []byte {
 	return a.Body
 }
 
-// TestKeyRotationCaddy: a running Caddy with key_rotation rotates on its
-// own, without a reload: tokens from the grant carry the new kid once it
-// signs, tokens of the old key still pass the gate and go-oidc (discovery
-// and JWKS over HTTP), and after their lifetime the old key is gone from
-// the JWKS and the gate.
+// TestKeyRotationCaddy: a running Caddy with key_rotation and the default
+// algorithms (id_token RS256, access token ES256, distinct kids, both in the
+// JWKS) rotates both keys on its own, without a reload: tokens from the
+// grant carry the new kids once they sign, tokens of the old keys still
+// pass the gate and go-oidc (discovery and JWKS over HTTP, the id_token
+// through its verifier and the access token through RemoteKeySet), and
+// after their lifetime the old keys are gone from the JWKS and the gate.
 func TestKeyRotationCaddy(t *testing.T) {
 	clk := newRotClock(time.Now())
 	usePackageClock(t, clk)
@@ -561,35 +569,46 @@ func TestKeyRotationCaddy(t *testing.T) {
 
 	clk.Set(t0.Add(50 * time.Minute))
 	at1, id1 := grant("rot1@example.com")
-	kid1 := kidOf(t, at1)
+	atKid1, idKid1 := kidOf(t, at1), kidOf(t, id1)
+	if atKid1 == idKid1 || algOf(t, at1) != "ES256" || algOf(t, id1) != "RS256" {
+		t.Fatalf("access token %s %s, id_token %s %s: want ES256 and RS256 with distinct kids", algOf(t, at1), atKid1, algOf(t, id1), idKid1)
+	}
+	if kids := waitJWKS("both keys", func(k []string) bool { return len(k) == 2 }); !slices.Equal(kids, []string{idKid1, atKid1}) {
+		t.Fatalf("JWKS %v, want the id_token's key then the access token's", kids)
+	}
 	if !admitted(at1) {
 		t.Fatal("gate refuses the first token")
 	}
 
-	// The hour is over: some refresh of the running handler rotates.
+	// The hour is over: some refresh of the running handler rotates both.
 	tr := t0.Add(time.Hour + time.Minute)
 	clk.Set(tr)
-	kids := waitJWKS("two keys", func(k []string) bool { return len(k) == 2 })
-	if kids[0] != kid1 {
-		t.Fatalf("JWKS %v: the current key %s is not first", kids, kid1)
+	kids := waitJWKS("four keys", func(k []string) bool { return len(k) == 4 })
+	if kids[0] != idKid1 || kids[1] != atKid1 {
+		t.Fatalf("JWKS %v: the current keys %s, %s are not first", kids, idKid1, atKid1)
 	}
-	kid2 := kids[1]
-	ring, err := keys.ReadStored(context.Background(), &certmagic.FileStorage{Path: tc.Storage}, "RS256")
-	if err != nil || len(ring) != 2 || ring[0].JWK.KeyID != kid1 {
-		t.Fatalf("stored ring: %d keys, %v", len(ring), err)
+	idKid2, atKid2 := kids[2], kids[3]
+	st := &certmagic.FileStorage{Path: tc.Storage}
+	for alg, want := range map[string][2]string{"RS256": {idKid1, idKid2}, "ES256": {atKid1, atKid2}} {
+		ring, err := keys.ReadStored(context.Background(), st, alg)
+		if err != nil || len(ring) != 2 || ring[0].JWK.KeyID != want[0] || ring[1].JWK.KeyID != want[1] {
+			t.Fatalf("stored %s ring: %d keys, %v", alg, len(ring), err)
+		}
 	}
-	longOld := longToken(t, ring[0].JWK, "RS256", tc.Base+"/uas", clk.Now())
+	esRing, _ := keys.ReadStored(context.Background(), st, "ES256")
+	longOld := longToken(t, esRing[0].JWK, "ES256", tc.Base+"/uas", clk.Now())
 
 	clk.Advance(keys.Prepublish)
 	at2, id2 := grant("rot2@example.com")
-	if kidOf(t, at2) != kid2 || kidOf(t, id2) != kid2 {
-		t.Fatalf("tokens after pre-publication carry %s / %s, want %s", kidOf(t, at2), kidOf(t, id2), kid2)
+	if kidOf(t, at2) != atKid2 || kidOf(t, id2) != idKid2 {
+		t.Fatalf("tokens after pre-publication carry %s / %s, want %s / %s", kidOf(t, at2), kidOf(t, id2), atKid2, idKid2)
 	}
 	for name, tok := range map[string]string{"old": at1, "new": at2, "long-lived old": longOld} {
 		if !admitted(tok) {
 			t.Errorf("gate refuses the %s access token after the rotation", name)
 		}
 	}
+	// A client library reads both tokens through discovery and the JWKS.
 	provider, err := oidc.NewProvider(ctx, tc.Base+"/uas")
 	if err != nil {
 		t.Fatal(err)
@@ -600,15 +619,21 @@ func TestKeyRotationCaddy(t *testing.T) {
 			t.Errorf("go-oidc refuses the %s id_token: %v", name, err)
 		}
 	}
+	remote := oidc.NewRemoteKeySet(ctx, tc.Base+"/uas/oauth2/metadata.jwks")
+	for name, tok := range map[string]string{"old": at1, "new": at2} {
+		if _, err := remote.VerifySignature(ctx, tok); err != nil {
+			t.Errorf("go-oidc's RemoteKeySet refuses the %s access token: %v", name, err)
+		}
+	}
 
-	// Every token of the old key has expired: it is gone.
+	// Every token of the old keys has expired: they are gone.
 	clk.Set(tr.Add(keys.Prepublish + time.Hour + keys.RetireLeeway))
-	waitJWKS("without "+kid1, func(k []string) bool { return !slices.Contains(k, kid1) && slices.Contains(k, kid2) })
+	waitJWKS("only "+idKid2+" and "+atKid2, func(k []string) bool { return slices.Equal(k, []string{idKid2, atKid2}) })
 	if admitted(longOld) {
 		t.Error("gate admits a token of the dropped key")
 	}
-	if !strings.Contains(tc.Logs(t), "signing key rotated") {
-		t.Error("no log line for the rotation")
+	if n := strings.Count(tc.Logs(t), "signing key rotated"); n != 2 {
+		t.Errorf("%d log lines for the rotation, want one per algorithm", n)
 	}
 }
 

@@ -75,7 +75,7 @@ type keyView struct {
 // instance serves the same bytes.
 func buildView(own [2]string, stored map[string][]keys.RingKey, t time.Time) (*keyView, error) {
 	v := &keyView{signers: make(map[string]jose.Signer, 3)}
-	algs := slices.Compact(own[:])
+	algs := distinct(own)
 	cur := make(map[string]*jose.JSONWebKey, len(algs))
 	var rest []jose.JSONWebKey
 	for _, alg := range algs {
@@ -133,6 +133,14 @@ func buildView(own [2]string, stored map[string][]keys.RingKey, t time.Time) (*k
 		v.signers[s.typ] = signer
 	}
 	return v, nil
+}
+
+// distinct is the own algorithms once each, the id_token's first.
+func distinct(own [2]string) []string {
+	if own[0] == own[1] {
+		return own[:1]
+	}
+	return own[:]
 }
 
 // keyRing is the live set of signing keys of a handler: a view swapped
@@ -205,7 +213,7 @@ func openKeys(ctx context.Context, storage certmagic.Storage, o keyOptions) (*si
 		}
 		r.period = 0
 	} else {
-		for _, alg := range slices.Compact(r.own[:]) {
+		for _, alg := range distinct(r.own) {
 			if err := keys.EnsureSigningKey(ctx, storage, alg); err != nil {
 				return nil, err
 			}
