@@ -1,0 +1,109 @@
+package emailotp
+
+import (
+	"encoding/json"
+	"net/http"
+	"net/url"
+	"strings"
+	"testing"
+
+	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
+)
+
+// TestAccessTokenAlgOption: access_token_alg has the same name in the
+// Caddyfile and JSON, defaults to ES256 (to signing_alg with a
+// signing_key_file, which then signs both tokens), and refuses what it
+// cannot sign with.
+func TestAccessTokenAlgOption(t *testing.T) {
+	parse := func(t *testing.T, opts string) *Handler {
+		t.Helper()
+		var h Handler
+		if err := h.UnmarshalCaddyfile(caddyfile.NewTestDispenser("email_otp {\n" + opts + "\n" + minimalSMTP + "\n}")); err != nil {
+			t.Fatal(err)
+		}
+		h.fillDefaults()
+		return &h
+	}
+	if h := parse(t, "access_token_alg EdDSA"); h.AccessTokenAlg != "EdDSA" || h.SigningAlg != "RS256" || h.Validate() != nil {
+		t.Errorf("access_token_alg EdDSA: %s / %s, %v", h.SigningAlg, h.AccessTokenAlg, h.Validate())
+	}
+	if h := parse(t, ""); h.AccessTokenAlg != "ES256" || h.SigningAlg != "RS256" {
+		t.Errorf("defaults: signing_alg %s, access_token_alg %s; want RS256, ES256", h.SigningAlg, h.AccessTokenAlg)
+	}
+	if h := parse(t, "signing_alg EdDSA\nsigning_key_file /k.pem"); h.AccessTokenAlg != "EdDSA" || h.Validate() != nil {
+		t.Errorf("with a key file: access_token_alg %s (%v), want signing_alg's", h.AccessTokenAlg, h.Validate())
+	}
+	for opts, want := range map[string]string{
+		"access_token_alg HS256":                          `access_token_alg "HS256": want RS256, ES256 or EdDSA`,
+		"access_token_alg none":                           `access_token_alg "none"`,
+		"access_token_alg ES256\nsigning_key_file /k.pem": "a signing_key_file signs both tokens",
+	} {
+		var h Handler
+		err := h.UnmarshalCaddyfile(caddyfile.NewTestDispenser("email_otp {\n" + opts + "\n" + minimalSMTP + "\n}"))
+		if err == nil {
+			h.fillDefaults()
+			err = h.Validate()
+		}
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("%q: %v, want %q", opts, err, want)
+		}
+	}
+	b, err := caddyfileToJSON(t, "access_token_alg EdDSA")
+	if err != nil || !strings.Contains(b, `"access_token_alg":"EdDSA"`) {
+		t.Errorf("JSON of access_token_alg: %s %v", b, err)
+	}
+}
+
+// caddyfileToJSON is the handler's JSON after a Caddyfile with opts.
+func caddyfileToJSON(t *testing.T, opts string) (string, error) {
+	t.Helper()
+	var h Handler
+	if err := h.UnmarshalCaddyfile(caddyfile.NewTestDispenser("email_otp {\n" + opts + "\n" + minimalSMTP + "\n}")); err != nil {
+		return "", err
+	}
+	b, err := json.Marshal(h)
+	return string(b), err
+}
+
+// TestAccessTokenAlgOtherProcess: a gate in another Caddy process sharing
+// the storage, started before the issuer created its keys, admits the
+// issuer's ES256 access tokens (it reads the new key from storage when it
+// meets its kid) and still refuses the id_token as a bearer token; the
+// issuer's introspection finds the access token active.
+func TestAccessTokenAlgOtherProcess(t *testing.T) {
+	const iss = "https://idp.example/uas"
+	gate := startCaddyProc(t, `
+	handle /who/* {
+		email_otp_gate {
+			issuer `+iss+`
+		}
+		respond "user={http.auth.user.id}" 200
+	}`)
+	mp := startMailpit(t)
+	issuer := startCaddyProc(t, otpSite(mp.SMTPPort, "\t\tissuer "+iss), procOpts{storage: gate.Storage})
+
+	ref, code := initiateAt(t, issuer.Base, mp, "far@example.com")
+	a := post(t, issuer.Base+tokenPath, validateForm(ref, code), appCreds)
+	at, id := a.str("access_token"), a.str("id_token")
+	if a.Status != http.StatusOK || at == "" {
+		t.Fatalf("validate: %s", a)
+	}
+	if algOf(t, at) != "ES256" || algOf(t, id) != "RS256" {
+		t.Fatalf("access token %s, id_token %s: want ES256 and RS256", algOf(t, at), algOf(t, id))
+	}
+	bearer := func(tok string) answer {
+		t.Helper()
+		req := newRequest(t, http.MethodGet, gate.Base+"/who/", nil)
+		req.Header.Set("Authorization", "Bearer "+tok)
+		return do(t, req)
+	}
+	if r := bearer(at); r.Status != http.StatusOK || !strings.Contains(string(r.Body), "user=far@example.com") {
+		t.Errorf("the other process's gate: %d %s", r.Status, r.Body)
+	}
+	if r := bearer(id); r.Status != http.StatusUnauthorized {
+		t.Errorf("the other process's gate admits the id_token as a bearer token: %d", r.Status)
+	}
+	if in := post(t, issuer.Base+"/uas/oauth2/introspect", url.Values{"token": {at}}, appCreds); in.JSON["active"] != true {
+		t.Errorf("introspection of the ES256 access token: %s", in)
+	}
+}
