@@ -1,6 +1,7 @@
 package emailotp
 
 import (
+	"context"
 	"encoding/json"
 	"net/http"
 	"net/url"
@@ -8,6 +9,8 @@ import (
 	"testing"
 
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
+	"github.com/zitadel/oidc/v3/pkg/client/rp"
+	zoidc "github.com/zitadel/oidc/v3/pkg/oidc"
 )
 
 // TestAccessTokenAlgOption: access_token_alg has the same name in the
@@ -105,5 +108,48 @@ func TestAccessTokenAlgOtherProcess(t *testing.T) {
 	}
 	if in := post(t, issuer.Base+"/uas/oauth2/introspect", url.Values{"token": {at}}, appCreds); in.JSON["active"] != true {
 		t.Errorf("introspection of the ES256 access token: %s", in)
+	}
+}
+
+// TestAccessTokenZitadel: zitadel/oidc's access-token verifier, with its
+// default algorithms (RS256, ES256, PS256: no EdDSA unless configured, one
+// reason ES256 is the default), verifies the default access token through
+// the JWKS, as a resource server built on it would.
+func TestAccessTokenZitadel(t *testing.T) {
+	mp := startMailpit(t)
+	tc := startCaddy(t, otpSite(mp.SMTPPort, ""))
+	ref, code, _ := initiate(t, tc, mp, "zrs@example.com", nil, appCreds)
+	a := post(t, tc.Base+tokenPath, validateForm(ref, code), appCreds)
+	at := a.str("access_token")
+	if a.Status != http.StatusOK || at == "" {
+		t.Fatalf("validate: %s", a)
+	}
+	ctx := context.Background()
+	keySet := rp.NewRemoteKeySet(http.DefaultClient, tc.Base+"/uas"+jwksSuffix)
+	var claims zoidc.AccessTokenClaims
+	payload, err := zoidc.ParseToken(at, &claims)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// What op.VerifyAccessToken does, with its default algorithms (nil).
+	if err := zoidc.CheckSignature(ctx, at, payload, &claims, nil, keySet); err != nil {
+		t.Fatalf("zitadel refuses the access token: %v", err)
+	}
+	if err := zoidc.CheckIssuer(&claims, tc.Base+"/uas"); err != nil {
+		t.Error(err)
+	}
+	if claims.Subject != "zrs@example.com" || claims.GetSignatureAlgorithm() != "ES256" {
+		t.Errorf("zitadel read sub %q alg %s", claims.Subject, claims.GetSignatureAlgorithm())
+	}
+	// A token signed by another deployment's key is refused: the check can fail.
+	other := newMinter(t, t.TempDir(), "ES256", tc.Base+"/uas")
+	forged := other.at(t, "zrs@example.com", nil)
+	var fc zoidc.AccessTokenClaims
+	fp, err := zoidc.ParseToken(forged, &fc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := zoidc.CheckSignature(ctx, forged, fp, &fc, nil, keySet); err == nil {
+		t.Error("zitadel accepts an access token of another deployment's key")
 	}
 }
