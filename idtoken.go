@@ -53,30 +53,34 @@ func (h *Handler) mint(g grantResult) (*tokenResponse, error) {
 	for k, v := range g.client.Claims {
 		extra[k] = v
 	}
-	id, err := signClaims(h.keys.idSigner, struct {
-		jwt.Claims
-		claims.ID
-	}{std, claims.ID{
-		AuthTime:      g.authTime.Unix(),
-		AMR:           []string{claims.AMR(g.issuer, h.Method)},
-		AZP:           g.client.ID,
-		SessionIndex:  randomID(),
-		Email:         g.address,
-		EmailVerified: true,
-		Nonce:         g.nonce,
-	}}, extra)
-	if err != nil {
-		return nil, err
-	}
-	std.ID = randomID()
-	at, err := signClaims(h.keys.atSigner, struct {
-		jwt.Claims
-		claims.Access
-	}{std, claims.Access{
-		ClientID: g.client.ID,
-		Scope:    g.scope,
-		AuthTime: g.authTime.Unix(),
-	}}, nil)
+	atStd := std
+	atStd.ID = randomID()
+	var id, at string
+	err := h.keys.signBoth(func() (err error) {
+		id, err = signClaims(h.keys.idSigner, struct {
+			jwt.Claims
+			claims.ID
+		}{std, claims.ID{
+			AuthTime:      g.authTime.Unix(),
+			AMR:           []string{claims.AMR(g.issuer, h.Method)},
+			AZP:           g.client.ID,
+			SessionIndex:  randomID(),
+			Email:         g.address,
+			EmailVerified: true,
+			Nonce:         g.nonce,
+		}}, extra)
+		return err
+	}, func() (err error) {
+		at, err = signClaims(h.keys.atSigner, struct {
+			jwt.Claims
+			claims.Access
+		}{atStd, claims.Access{
+			ClientID: g.client.ID,
+			Scope:    g.scope,
+			AuthTime: g.authTime.Unix(),
+		}}, nil)
+		return err
+	})
 	if err != nil {
 		return nil, err
 	}

@@ -7,6 +7,7 @@ import (
 	"io/fs"
 	"maps"
 	"os"
+	"runtime"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -47,6 +48,41 @@ type signingKeys struct {
 	sessSigner jose.Signer
 
 	ring *keyRing
+
+	// parallel: both tokens are signed with RSA, so signing them at once
+	// on two CPUs can shorten a validation by a signature (see signBoth).
+	parallel bool
+	signing  atomic.Int32 // validations signing now
+}
+
+// signInParallel turns signBoth's concurrency on; a variable so the
+// benchmark can measure both ways (BenchmarkMintParallel).
+var signInParallel = true
+
+// signBoth runs the two signatures of a validation: at once, on two CPUs,
+// only when that shortens the answer. Both must be slow (RSA-2048, 0.9 ms
+// here; an ES256 or Ed25519 signature, 0.03 ms, costs little more than
+// handing it to another goroutine), and a second CPU must be free of
+// other validations' signatures: with as many validations signing as
+// there are CPUs, a second goroutine only queues behind them and adds the
+// hand-over. So with the default algorithms (RS256 + ES256) the two are
+// signed one after the other; BENCHMARKS.md has the measurements.
+func (k *signingKeys) signBoth(first, second func() error) error {
+	n := k.signing.Add(1)
+	defer k.signing.Add(-1)
+	if !k.parallel || !signInParallel || 2*int(n) > runtime.GOMAXPROCS(0) {
+		if err := first(); err != nil {
+			return err
+		}
+		return second()
+	}
+	done := make(chan error, 1)
+	go func() { done <- second() }()
+	err := first()
+	if err2 := <-done; err == nil {
+		err = err2
+	}
+	return err
 }
 
 // errNotExist is what Caddy's storages return for a missing item; the
@@ -237,6 +273,7 @@ func openKeys(ctx context.Context, storage certmagic.Storage, o keyOptions) (*si
 		atSigner:   liveSigner{r, claims.TypAccess},
 		sessSigner: liveSigner{r, claims.TypSession},
 		ring:       r,
+		parallel:   o.alg == "RS256" && o.atAlg == "RS256",
 	}
 	if o.follow && o.file == "" {
 		var loopCtx context.Context
