@@ -8,7 +8,6 @@ import (
 	"slices"
 	"time"
 
-	"github.com/go-jose/go-jose/v4"
 	"github.com/go-jose/go-jose/v4/jwt"
 
 	"github.com/caddy-email-otp/emailotp/internal/claims"
@@ -57,7 +56,7 @@ func (h *Handler) mint(g grantResult) (*tokenResponse, error) {
 	atStd.ID = randomID()
 	var id, at string
 	err := h.keys.signBoth(func() (err error) {
-		id, err = signClaims(h.keys.idSigner, struct {
+		id, err = signClaims(h.keys.signID, struct {
 			jwt.Claims
 			claims.ID
 		}{std, claims.ID{
@@ -71,7 +70,7 @@ func (h *Handler) mint(g grantResult) (*tokenResponse, error) {
 		}}, extra)
 		return err
 	}, func() (err error) {
-		at, err = signClaims(h.keys.atSigner, struct {
+		at, err = signClaims(h.keys.signAT, struct {
 			jwt.Claims
 			claims.Access
 		}{atStd, claims.Access{
@@ -96,7 +95,7 @@ func (h *Handler) mint(g grantResult) (*tokenResponse, error) {
 // signClaims marshals claims, adds the extra claims whose names are
 // configured (in sorted order; Validate keeps them apart from the struct's),
 // and returns the compact JWS.
-func signClaims(s jose.Signer, payload any, extra map[string]any) (string, error) {
+func signClaims(sign func([]byte) (string, error), payload any, extra map[string]any) (string, error) {
 	p, err := json.Marshal(payload)
 	if err != nil {
 		return "", err
@@ -119,11 +118,7 @@ func signClaims(s jose.Signer, payload any, extra map[string]any) (string, error
 		}
 		p = append(p, '}')
 	}
-	jws, err := s.Sign(p)
-	if err != nil {
-		return "", err
-	}
-	return jws.CompactSerialize()
+	return sign(p)
 }
 
 func randomID() string {

@@ -97,7 +97,8 @@ var keyRefreshInterval = time.Minute
 // what is published, until the next moment a key starts signing or expires.
 type keyView struct {
 	kid, atKid string
-	signers    map[string]jose.Signer // by typ
+	signers    map[string]jose.Signer         // by typ
+	compact    map[string]*keys.CompactSigner // the tokens' signers, by typ
 	public     jose.JSONWebKeySet
 	jwksJSON   []byte
 	until      time.Time // zero: no change ahead
@@ -110,7 +111,7 @@ type keyView struct {
 // published keys of the other algorithms in sorted order, so every
 // instance serves the same bytes.
 func buildView(own [2]string, stored map[string][]keys.RingKey, t time.Time) (*keyView, error) {
-	v := &keyView{signers: make(map[string]jose.Signer, 3)}
+	v := &keyView{signers: make(map[string]jose.Signer, 3), compact: make(map[string]*keys.CompactSigner, 2)}
 	algs := distinct(own)
 	cur := make(map[string]*jose.JSONWebKey, len(algs))
 	var rest []jose.JSONWebKey
@@ -167,6 +168,11 @@ func buildView(own [2]string, stored map[string][]keys.RingKey, t time.Time) (*k
 			return nil, err
 		}
 		v.signers[s.typ] = signer
+		if s.typ != claims.TypSession {
+			if v.compact[s.typ], err = keys.NewCompactSigner(cur[s.alg], s.alg, s.typ); err != nil {
+				return nil, err
+			}
+		}
 	}
 	return v, nil
 }
@@ -417,6 +423,16 @@ func (s liveSigner) Sign(payload []byte) (*jose.JSONWebSignature, error) {
 }
 
 func (s liveSigner) Options() jose.SignerOptions { return s.ring.current().signers[s.typ].Options() }
+
+// signID and signAT sign a marshalled id_token or access token payload
+// into a compact JWS with the current key of its algorithm.
+func (k *signingKeys) signID(payload []byte) (string, error) {
+	return k.ring.current().compact[claims.TypID].Sign(payload)
+}
+
+func (k *signingKeys) signAT(payload []byte) (string, error) {
+	return k.ring.current().compact[claims.TypAccess].Sign(payload)
+}
 
 // jwks is the JWKS document served now.
 func (k *signingKeys) jwks() []byte { return k.ring.current().jwksJSON }
