@@ -52,34 +52,31 @@ func (h *Handler) mint(g grantResult) (*tokenResponse, error) {
 	for k, v := range g.client.Claims {
 		extra[k] = v
 	}
-	atStd := std
-	atStd.ID = randomID()
+	idPayload := struct {
+		jwt.Claims
+		claims.ID
+	}{std, claims.ID{
+		AuthTime:      g.authTime.Unix(),
+		AMR:           []string{claims.AMR(g.issuer, h.Method)},
+		AZP:           g.client.ID,
+		SessionIndex:  randomID(),
+		Email:         g.address,
+		EmailVerified: true,
+		Nonce:         g.nonce,
+	}}
+	std.ID = randomID()
+	atPayload := struct {
+		jwt.Claims
+		claims.Access
+	}{std, claims.Access{
+		ClientID: g.client.ID,
+		Scope:    g.scope,
+		AuthTime: g.authTime.Unix(),
+	}}
 	var id, at string
-	err := h.keys.signBoth(func() (err error) {
-		id, err = signClaims(h.keys.signID, struct {
-			jwt.Claims
-			claims.ID
-		}{std, claims.ID{
-			AuthTime:      g.authTime.Unix(),
-			AMR:           []string{claims.AMR(g.issuer, h.Method)},
-			AZP:           g.client.ID,
-			SessionIndex:  randomID(),
-			Email:         g.address,
-			EmailVerified: true,
-			Nonce:         g.nonce,
-		}}, extra)
-		return err
-	}, func() (err error) {
-		at, err = signClaims(h.keys.signAT, struct {
-			jwt.Claims
-			claims.Access
-		}{atStd, claims.Access{
-			ClientID: g.client.ID,
-			Scope:    g.scope,
-			AuthTime: g.authTime.Unix(),
-		}}, nil)
-		return err
-	})
+	err := h.keys.signBoth(
+		func() (err error) { id, err = signClaims(h.keys.signID, idPayload, extra); return err },
+		func() (err error) { at, err = signClaims(h.keys.signAT, atPayload, nil); return err })
 	if err != nil {
 		return nil, err
 	}
