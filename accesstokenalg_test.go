@@ -7,8 +7,11 @@ import (
 	"net/url"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/caddy-email-otp/emailotp/internal/keys"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
+	"github.com/caddyserver/certmagic"
 	"github.com/zitadel/oidc/v3/pkg/client/rp"
 	zoidc "github.com/zitadel/oidc/v3/pkg/oidc"
 )
@@ -151,5 +154,57 @@ func TestAccessTokenZitadel(t *testing.T) {
 	}
 	if err := zoidc.CheckSignature(ctx, forged, fp, &fc, nil, keySet); err == nil {
 		t.Error("zitadel accepts an access token of another deployment's key")
+	}
+}
+
+// TestAccessTokenAlgUpgrade: on storage that already holds the id_token's
+// key (an upgrade), the access token's new key is pre-published like a
+// rotation's: in the JWKS at once, signing only after keys.Prepublish, the
+// id_token's key signing the access token until then. On new storage it
+// signs at once.
+func TestAccessTokenAlgUpgrade(t *testing.T) {
+	ctx := context.Background()
+	// A minute ahead: a first key file's modification time, which storage
+	// reports as when it started signing, is then in the clock's past.
+	clk := newRotClock(time.Now().Add(time.Minute))
+	st := &certmagic.FileStorage{Path: t.TempDir()}
+	old, err := openKeys(ctx, st, keyOptions{alg: "RS256", now: clk.Now}) // the version before
+	if err != nil {
+		t.Fatal(err)
+	}
+	sk, err := openKeys(ctx, st, keyOptions{alg: "RS256", atAlg: "ES256", now: clk.Now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	kids := jwksKIDs(t, sk.jwks())
+	if len(kids) != 2 || kids[0] != old.kid {
+		t.Fatalf("JWKS %v: want the RS256 key %s, then the new ES256 key", kids, old.kid)
+	}
+	atHeader := func() map[string]any {
+		t.Helper()
+		tok, err := sk.signAT([]byte(`{"sub":"a@example.com"}`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return jwtHeader(t, tok)
+	}
+	if h := atHeader(); h["kid"] != old.kid || h["alg"] != "RS256" {
+		t.Errorf("access token during pre-publication: %v, want the RS256 key", h)
+	}
+	clk.Advance(keys.Prepublish)
+	if h := atHeader(); h["kid"] != kids[1] || h["alg"] != "ES256" {
+		t.Errorf("access token after pre-publication: %v, want the ES256 key %s", h, kids[1])
+	}
+
+	fresh, err := openKeys(ctx, &certmagic.FileStorage{Path: t.TempDir()}, keyOptions{alg: "RS256", atAlg: "ES256", now: clk.Now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tok, err := fresh.signAT([]byte(`{"sub":"a@example.com"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if h := jwtHeader(t, tok); h["alg"] != "ES256" || h["kid"] != fresh.atKid || fresh.atKid == fresh.kid {
+		t.Errorf("new storage: access token %v, want its own ES256 key at once", h)
 	}
 }

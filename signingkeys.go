@@ -115,7 +115,8 @@ func buildView(own [2]string, stored map[string][]keys.RingKey, t time.Time) (*k
 	algs := distinct(own)
 	cur := make(map[string]*jose.JSONWebKey, len(algs))
 	var rest []jose.JSONWebKey
-	for _, alg := range algs {
+	atAlg := own[1] // the algorithm the access token is signed with at t
+	for i, alg := range algs {
 		pub := slices.DeleteFunc(slices.Clone(stored[alg]), func(k keys.RingKey) bool { return !k.PublishedAt(t) })
 		if len(pub) == 0 {
 			return nil, fmt.Errorf("no %s signing key published at %s", alg, t.UTC().Format(time.RFC3339))
@@ -125,6 +126,11 @@ func buildView(own [2]string, stored map[string][]keys.RingKey, t time.Time) (*k
 			if !k.SignFrom.After(t) {
 				c = i
 			}
+		}
+		if i == 1 && pub[c].SignFrom.After(t) {
+			// The access token's first key is still pre-published
+			// (keys.EnsurePrepublished): the id_token's key signs it.
+			atAlg = own[0]
 		}
 		cur[alg] = pub[c].JWK
 		v.public.Keys = append(v.public.Keys, pub[c].JWK.Public())
@@ -158,9 +164,9 @@ func buildView(own [2]string, stored map[string][]keys.RingKey, t time.Time) (*k
 	if v.jwksJSON, err = json.Marshal(v.public); err != nil {
 		return nil, err
 	}
-	v.kid, v.atKid = cur[own[0]].KeyID, cur[own[1]].KeyID
+	v.kid, v.atKid = cur[own[0]].KeyID, cur[atAlg].KeyID
 	for _, s := range []struct{ typ, alg string }{
-		{claims.TypID, own[0]}, {claims.TypAccess, own[1]}, {claims.TypSession, own[1]},
+		{claims.TypID, own[0]}, {claims.TypAccess, atAlg}, {claims.TypSession, atAlg},
 	} {
 		key := jose.SigningKey{Algorithm: jose.SignatureAlgorithm(s.alg), Key: cur[s.alg]}
 		signer, err := jose.NewSigner(key, (&jose.SignerOptions{}).WithType(jose.ContentType(s.typ)))
@@ -255,8 +261,25 @@ func openKeys(ctx context.Context, storage certmagic.Storage, o keyOptions) (*si
 		}
 		r.period = 0
 	} else {
-		for _, alg := range distinct(r.own) {
-			if err := keys.EnsureSigningKey(ctx, storage, alg); err != nil {
+		// The id_token's first key signs at once, as it always did. On a
+		// deployment that already has keys (an upgrade that brings
+		// access_token_alg), the access token's first key is pre-published
+		// like a rotation's: in the JWKS now, signing after keys.Prepublish;
+		// until then the access token is signed with the id_token's key.
+		existing, err := keys.ReadStored(ctx, storage, o.alg)
+		if err != nil {
+			return nil, err
+		}
+		if err := keys.EnsureSigningKey(ctx, storage, o.alg); err != nil {
+			return nil, err
+		}
+		if o.atAlg != o.alg {
+			if len(existing) > 0 {
+				err = keys.EnsurePrepublished(ctx, storage, o.atAlg, o.now().Add(keys.Prepublish))
+			} else {
+				err = keys.EnsureSigningKey(ctx, storage, o.atAlg)
+			}
+			if err != nil {
 				return nil, err
 			}
 		}

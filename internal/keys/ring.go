@@ -183,3 +183,36 @@ func Rotate(ctx context.Context, storage certmagic.Storage, alg string, t time.T
 	}
 	return true, nil
 }
+
+// EnsurePrepublished creates the first key of alg, unless alg has a key,
+// as a ring whose one key signs from signFrom: published now, signing only
+// once every verifier caching the JWKS has fetched it again. It is how an
+// algorithm that starts signing on an existing deployment (an upgrade that
+// brings access_token_alg) is introduced, as a rotation would introduce it.
+func EnsurePrepublished(ctx context.Context, storage certmagic.Storage, alg string, signFrom time.Time) error {
+	lock := "email_otp_" + certmagic.StorageKeys.Safe(RingName(alg))
+	if err := storage.Lock(ctx, lock); err != nil {
+		return fmt.Errorf("locking %s: %w", RingName(alg), err)
+	}
+	defer func() { _ = storage.Unlock(context.WithoutCancel(ctx), lock) }()
+	ks, err := ReadStored(ctx, storage, alg)
+	if err != nil || len(ks) > 0 {
+		return err
+	}
+	priv, err := Generate(alg)
+	if err != nil {
+		return err
+	}
+	p, err := MarshalPrivate(priv)
+	if err != nil {
+		return err
+	}
+	b, err := json.Marshal(ringFile{Keys: []ringEntry{{PEM: string(p), SignFrom: signFrom.UTC()}}})
+	if err != nil {
+		return err
+	}
+	if err := storage.Store(ctx, path.Join(Prefix, RingName(alg)), b); err != nil {
+		return fmt.Errorf("storing %s: %w", RingName(alg), err)
+	}
+	return nil
+}
