@@ -74,15 +74,14 @@ type Handler struct {
 	// Default: 1h
 	TokenLifetime caddy.Duration `json:"token_lifetime,omitempty"`
 
-	// SigningAlg is the JWS algorithm of the tokens: RS256, ES256 or EdDSA.
+	// SigningAlg is the JWS algorithm of the id_token: RS256, ES256 or EdDSA.
 	// Default: RS256
 	SigningAlg string `json:"signing_alg,omitempty"`
 
 	// AccessTokenAlg is the JWS algorithm of the access token and the
-	// sign-in session, whose readers (resource servers, email_otp_gate,
-	// introspection) take its key from the JWKS; its key lives in the same
-	// storage and rotates with the id_token's. RS256, ES256 or EdDSA.
-	// Default: ES256, or signing_alg with a signing_key_file.
+	// sign-in session (RS256, ES256 or EdDSA), its key kept, rotated and
+	// published in the JWKS with the id_token's. Default: ES256
+	// (signing_alg with a signing_key_file)
 	AccessTokenAlg string `json:"access_token_alg,omitempty"`
 
 	// SigningKeyFile is a PEM private key (PKCS#8, PKCS#1 or SEC 1) to sign
