@@ -14,6 +14,7 @@ package emailotp
 // handling, which bench/load measures over loopback.
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"fmt"
@@ -28,6 +29,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/caddy-email-otp/emailotp/internal/keys"
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
@@ -68,10 +71,13 @@ type benchSMTP struct {
 
 // benchHandler provisions a Handler outside Caddy, as described at the top of
 // this file. The client is "bench" with secret "bench-secret".
+// alg is signing_alg, or "signing_alg+access_token_alg".
 func benchHandler(tb testing.TB, alg string, smtp benchSMTP) *Handler {
 	tb.Helper()
+	alg, atAlg, _ := strings.Cut(alg, "+")
 	h := &Handler{
-		SigningAlg: alg,
+		SigningAlg:     alg,
+		AccessTokenAlg: cmp.Or(atAlg, alg),
 		SMTP: &SMTPConfig{Host: "127.0.0.1", Port: smtp.port, TLS: "none",
 			From: "Bench <no-reply@example.com>", Timeout: caddy.Duration(5 * time.Second)},
 		Template: &Template{Subject: "Your code", Body: "Your code is {0}"},
@@ -102,10 +108,10 @@ func benchHandler(tb testing.TB, alg string, smtp benchSMTP) *Handler {
 	ctx := context.Background()
 	storage := &certmagic.FileStorage{Path: tb.TempDir()}
 	var err error
-	if h.keys, err = loadSigningKeys(ctx, storage, alg, ""); err != nil {
+	if h.keys, err = openKeys(ctx, storage, keyOptions{alg: h.SigningAlg, atAlg: h.AccessTokenAlg}); err != nil {
 		tb.Fatal(err)
 	}
-	secret, err := loadSecret(ctx, storage, referenceKeyName)
+	secret, err := keys.LoadSecret(ctx, storage, keys.ReferenceKeyName)
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -215,10 +221,15 @@ func BenchmarkLedgerConsume(b *testing.B) {
 	}
 }
 
+// benchAlgs are the signing_alg+access_token_alg pairs measured: the
+// default (RS256+ES256), the access token's alternatives, and one key for
+// both (RS256 was the only choice before access_token_alg).
+var benchAlgs = []string{"RS256+ES256", "RS256+EdDSA", "RS256+RS256", "ES256+ES256", "EdDSA+EdDSA"}
+
 // BenchmarkMint signs one id_token and one access token: the signing work of
 // a successful validation.
 func BenchmarkMint(b *testing.B) {
-	for _, alg := range []string{"RS256", "ES256", "EdDSA"} {
+	for _, alg := range benchAlgs {
 		b.Run(alg, func(b *testing.B) {
 			h := benchHandler(b, alg, benchSMTP{})
 			g := grantResult{issuer: "https://sso.example.com/uas", client: h.clients["bench"],
@@ -240,7 +251,7 @@ func BenchmarkMint(b *testing.B) {
 // code check, minting both tokens (RS256 unless named), logging and the JSON
 // answer. The references are sealed before the timer starts.
 func BenchmarkValidateHandler(b *testing.B) {
-	for _, alg := range []string{"RS256", "ES256", "EdDSA"} {
+	for _, alg := range benchAlgs {
 		b.Run(alg, func(b *testing.B) {
 			h := benchHandler(b, alg, benchSMTP{})
 			next := noNext(b)

@@ -39,6 +39,7 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //		max_attempts     <n>
 //		token_lifetime   <duration>
 //		signing_alg      RS256|ES256|EdDSA
+//		access_token_alg RS256|ES256|EdDSA
 //		signing_key_file <pem file>
 //		previous_signing_key_file <pem file>
 //		key_rotation     <duration>|off
@@ -117,6 +118,8 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			}
 		case "signing_alg":
 			err = oneArg(d, &h.SigningAlg)
+		case "access_token_alg":
+			err = oneArg(d, &h.AccessTokenAlg)
 		case "signing_key_file":
 			err = oneArg(d, &h.SigningKeyFile)
 		case "previous_signing_key_file":

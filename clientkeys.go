@@ -21,6 +21,8 @@ import (
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/go-jose/go-jose/v4"
+
+	"github.com/caddy-email-otp/emailotp/internal/keys"
 )
 
 // Bounds of a client's jwks_uri. Tests shorten the intervals before
@@ -130,7 +132,7 @@ func (c *Client) provisionKeys(repl *caddy.Replacer) error {
 		if err != nil {
 			return fmt.Errorf("client %q: public_key_file: %w", c.ID, err)
 		}
-		jwk, err := parseVerificationKey(b)
+		jwk, err := keys.ParseVerificationKey(b)
 		if err != nil {
 			return fmt.Errorf("client %q: public_key_file %s: %w", c.ID, name, err)
 		}

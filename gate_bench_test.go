@@ -20,6 +20,10 @@ import (
 func BenchmarkGateAuthenticate(b *testing.B) {
 	dir := b.TempDir()
 	m := newMinter(b, dir, "RS256", "http://example.com/uas")
+	byAlg := map[string]*minter{"RS256": m}
+	for _, alg := range []string{"ES256", "EdDSA"} {
+		byAlg[alg] = newMinter(b, dir, alg, "http://example.com/uas")
+	}
 	g := new(Gate)
 	if err := g.provision(context.Background(), &certmagic.FileStorage{Path: dir}, zap.NewNop()); err != nil {
 		b.Fatal(err)
@@ -32,6 +36,16 @@ func BenchmarkGateAuthenticate(b *testing.B) {
 		{"bearer", func() *http.Request {
 			r := httptest.NewRequest(http.MethodGet, "http://example.com/app", nil)
 			r.Header.Set("Authorization", "Bearer "+m.at(b, "alice@example.com", nil))
+			return r
+		}},
+		{"bearer-ES256", func() *http.Request {
+			r := httptest.NewRequest(http.MethodGet, "http://example.com/app", nil)
+			r.Header.Set("Authorization", "Bearer "+byAlg["ES256"].at(b, "alice@example.com", nil))
+			return r
+		}},
+		{"bearer-EdDSA", func() *http.Request {
+			r := httptest.NewRequest(http.MethodGet, "http://example.com/app", nil)
+			r.Header.Set("Authorization", "Bearer "+byAlg["EdDSA"].at(b, "alice@example.com", nil))
 			return r
 		}},
 		{"session", func() *http.Request {

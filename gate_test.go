@@ -25,6 +25,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/caddy-email-otp/emailotp/internal/keys"
+
 	"github.com/caddyserver/certmagic"
 	"github.com/go-jose/go-jose/v4"
 	"github.com/go-jose/go-jose/v4/jwt"
@@ -229,8 +231,13 @@ func TestGate(t *testing.T) {
 
 	// Crafted tokens signed with this deployment's key, from its storage.
 	m := newMinter(t, tc.Storage, "RS256", issuer)
-	if kid := jwtHeader(t, aliceAT)["kid"]; kid != m.keys.kid {
-		t.Fatalf("storage key kid %s, real token kid %v", m.keys.kid, kid)
+	if kid := jwtHeader(t, aliceID)["kid"]; kid != m.keys.kid {
+		t.Fatalf("storage RS256 key kid %s, real id_token kid %v", m.keys.kid, kid)
+	}
+	// The access token is signed with the access_token_alg key (ES256 by
+	// default) of the same storage.
+	if h := jwtHeader(t, aliceAT); h["kid"] != newMinter(t, tc.Storage, "ES256", issuer).keys.kid || h["alg"] != "ES256" {
+		t.Fatalf("real access token header %v: want the storage ES256 key", h)
 	}
 
 	t.Run("valid token passes, upstream sees the address", func(t *testing.T) {
@@ -273,7 +280,7 @@ func TestGate(t *testing.T) {
 		wantRefused(t, tc.gate(t, gateReq{path: "/who/", header: http.Header{"Authorization": {"Basic YTpi"}}}), false)
 		wantRefused(t, tc.gate(t, gateReq{path: "/who/", header: http.Header{"Authorization": {"Bearer"}}}), true)
 		wantRefused(t, tc.gate(t, gateReq{path: "/who/", header: http.Header{"Authorization": {"Bearer " + aliceAT, "Bearer " + aliceAT}}}), true)
-		wantRefused(t, tc.gate(t, gateReq{path: "/who/", bearer: strings.Repeat("A", maxTokenBytes+1)}), true)
+		wantRefused(t, tc.gate(t, gateReq{path: "/who/", bearer: strings.Repeat("A", keys.MaxTokenBytes+1)}), true)
 		wantUser(t, tc.gate(t, gateReq{path: "/who/", header: http.Header{"Authorization": {"bearer " + aliceAT}}}), "user=alice@example.com")
 	})
 
@@ -527,7 +534,7 @@ func TestParseVerificationKey(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		priv, err := os.ReadFile(filepath.Join(dir, keysPrefix, signingKeyName(alg)))
+		priv, err := os.ReadFile(filepath.Join(dir, keys.Prefix, keys.SigningKeyName(alg)))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -539,7 +546,7 @@ func TestParseVerificationKey(t *testing.T) {
 			"private": priv,
 			"public":  pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der}),
 		} {
-			jwk, err := parseVerificationKey(in)
+			jwk, err := keys.ParseVerificationKey(in)
 			if err != nil {
 				t.Errorf("%s %s: %v", alg, name, err)
 				continue
@@ -568,12 +575,12 @@ func TestParseVerificationKey(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		_, err = parseVerificationKey(pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der}))
+		_, err = keys.ParseVerificationKey(pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der}))
 		if err == nil || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("%s: error %v, want %q", name, err, c.want)
 		}
 	}
-	if _, err := parseVerificationKey([]byte("not a key")); err == nil {
+	if _, err := keys.ParseVerificationKey([]byte("not a key")); err == nil {
 		t.Errorf("garbage accepted")
 	}
 }

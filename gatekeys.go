@@ -12,6 +12,8 @@ import (
 
 	"github.com/caddyserver/certmagic"
 	"github.com/go-jose/go-jose/v4"
+
+	"github.com/caddy-email-otp/emailotp/internal/keys"
 )
 
 // gateRefreshInterval is the least time between two reads of the storage
@@ -70,7 +72,7 @@ func newGateKeys(ctx context.Context, storage certmagic.Storage, files ...string
 		if err != nil {
 			return nil, fmt.Errorf("key_file: %w", err)
 		}
-		jwk, err := parseVerificationKey(b)
+		jwk, err := keys.ParseVerificationKey(b)
 		if err != nil {
 			return nil, fmt.Errorf("key_file %s: %w", file, err)
 		}
@@ -108,8 +110,8 @@ func (k *gateKeys) lookup(kid string) (jose.JSONWebKey, error) {
 		}
 		return none, errUnknownKey
 	}
-	keys, expires, err := k.load()
-	s = &gateKeySet{byKID: indexKeys(keys), expires: expires, loaded: now()}
+	found, expires, err := k.load()
+	s = &gateKeySet{byKID: indexKeys(found), expires: expires, loaded: now()}
 	k.set.Store(s)
 	if key, ok := s.get(kid); ok {
 		return key, nil
@@ -129,42 +131,42 @@ func (k *gateKeys) refreshStale() {
 	if s := k.set.Load(); now().Sub(s.loaded) < gateStaleAfter {
 		return
 	}
-	keys, expires, err := k.load()
+	found, expires, err := k.load()
 	if err != nil {
 		return
 	}
-	k.set.Store(&gateKeySet{byKID: indexKeys(keys), expires: expires, loaded: now()})
+	k.set.Store(&gateKeySet{byKID: indexKeys(found), expires: expires, loaded: now()})
 }
 
 // load reads the signing keys of every algorithm present in storage (the
-// ring, or the first key; keyring.go) and keeps their public halves, with
+// ring, or the first key; internal/keys) and keeps their public halves, with
 // the expiry of rotated ones. Keys that cannot be read are reported, the
 // others are still returned.
 func (k *gateKeys) load() ([]jose.JSONWebKey, map[string]time.Time, error) {
 	ctx, cancel := context.WithTimeout(k.ctx, 10*time.Second)
 	defer cancel()
-	keys := slices.Clone(k.file)
+	found := slices.Clone(k.file)
 	expires := make(map[string]time.Time)
 	var errs []error
-	for alg := range supportedAlgs {
-		stored, err := readStoredKeys(ctx, k.storage, alg)
+	for _, alg := range keys.Algs {
+		stored, err := keys.ReadStored(ctx, k.storage, alg)
 		if err != nil {
 			errs = append(errs, err)
 			continue
 		}
 		for _, sk := range stored {
-			keys = append(keys, sk.jwk.Public())
-			if !sk.expires.IsZero() {
-				expires[sk.jwk.KeyID] = sk.expires
+			found = append(found, sk.JWK.Public())
+			if !sk.Expires.IsZero() {
+				expires[sk.JWK.KeyID] = sk.Expires
 			}
 		}
 	}
-	return keys, expires, errors.Join(errs...)
+	return found, expires, errors.Join(errs...)
 }
 
-func indexKeys(keys []jose.JSONWebKey) map[string]jose.JSONWebKey {
-	m := make(map[string]jose.JSONWebKey, len(keys))
-	for _, k := range keys {
+func indexKeys(list []jose.JSONWebKey) map[string]jose.JSONWebKey {
+	m := make(map[string]jose.JSONWebKey, len(list))
+	for _, k := range list {
 		m[k.KeyID] = k
 	}
 	return m

@@ -9,8 +9,9 @@ import (
 	"slices"
 	"time"
 
-	"github.com/go-jose/go-jose/v4"
 	"github.com/go-jose/go-jose/v4/jwt"
+
+	"github.com/caddy-email-otp/emailotp/internal/claims"
 )
 
 // grantResult is what a successful validation knows about the person.
@@ -31,28 +32,6 @@ type tokenResponse struct {
 	ExpiresIn   int64  `json:"expires_in"`
 	Scope       string `json:"scope"`
 	IDToken     string `json:"id_token"`
-}
-
-// idClaims are the id_token claims besides the registered ones; the
-// `<method>.grant_type` claim and the client's static claims are added per
-// token since their names are configured.
-type idClaims struct {
-	AuthTime      int64    `json:"auth_time"`
-	AMR           []string `json:"amr"`
-	AZP           string   `json:"azp"`
-	SessionIndex  string   `json:"session_index"`
-	Email         string   `json:"email"`
-	EmailVerified bool     `json:"email_verified"`
-	Nonce         string   `json:"nonce,omitempty"`
-}
-
-// atClaims are the RFC 9068 access token claims besides the registered ones.
-type atClaims struct {
-	ClientID     string `json:"client_id"`
-	Scope        string `json:"scope"`
-	AuthTime     int64  `json:"auth_time"`
-	Email        string `json:"email"` // normalized; sub is as the client sent it
-	SessionIndex string `json:"session_index"`
 }
 
 // newSessionIndex is the session_index shared by the id_token and the
@@ -82,7 +61,7 @@ func (h *Handler) mint(g grantResult) (*tokenResponse, error) {
 	}
 	session := newSessionIndex()
 	extra := make(map[string]any, 2+len(g.client.Claims))
-	extra[h.Method+".grant_type"] = []string{h.GrantType}
+	extra[claims.GrantTypeClaim(h.Method)] = []string{h.GrantType}
 	// aud always an array, as in the seed's example: go-jose's jwt.Audience
 	// marshals one value as a string, which RFC 7519 allows and a client
 	// parsing the seed's shape does not expect. The access token keeps
@@ -91,33 +70,34 @@ func (h *Handler) mint(g grantResult) (*tokenResponse, error) {
 	for k, v := range g.client.Claims {
 		extra[k] = v
 	}
-	id, err := signClaims(h.keys.idSigner, struct {
+	idPayload := struct {
 		jwt.Claims
-		idClaims
-	}{std, idClaims{
+		claims.ID
+	}{std, claims.ID{
 		AuthTime:      g.authTime.Unix(),
-		AMR:           []string{g.issuer + "/saml2/names/ac/" + h.Method},
+		AMR:           []string{claims.AMR(g.issuer, h.Method)},
 		AZP:           g.client.ID,
 		SessionIndex:  session,
 		Email:         g.address,
 		EmailVerified: true,
 		Nonce:         g.nonce,
-	}}, extra)
-	if err != nil {
-		return nil, err
-	}
+	}}
 	std.ID = randomID()
 	std.Audience = jwt.Audience{g.client.ID}
-	at, err := signClaims(h.keys.atSigner, struct {
+	atPayload := struct {
 		jwt.Claims
-		atClaims
-	}{std, atClaims{
+		claims.Access
+	}{std, claims.Access{
 		ClientID:     g.client.ID,
 		Scope:        g.scope,
 		AuthTime:     g.authTime.Unix(),
 		Email:        g.address,
 		SessionIndex: session,
-	}}, nil)
+	}}
+	var id, at string
+	err := h.keys.signBoth(
+		func() (err error) { id, err = signClaims(h.keys.signID, idPayload, extra); return err },
+		func() (err error) { at, err = signClaims(h.keys.signAT, atPayload, nil); return err })
 	if err != nil {
 		return nil, err
 	}
@@ -133,8 +113,8 @@ func (h *Handler) mint(g grantResult) (*tokenResponse, error) {
 // signClaims marshals claims, adds the extra claims (the id_token's aud and
 // those whose names are configured) in sorted order (Validate keeps them
 // apart from the struct's), and returns the compact JWS.
-func signClaims(s jose.Signer, claims any, extra map[string]any) (string, error) {
-	p, err := json.Marshal(claims)
+func signClaims(sign func([]byte) (string, error), payload any, extra map[string]any) (string, error) {
+	p, err := json.Marshal(payload)
 	if err != nil {
 		return "", err
 	}
@@ -156,11 +136,7 @@ func signClaims(s jose.Signer, claims any, extra map[string]any) (string, error)
 		}
 		p = append(p, '}')
 	}
-	jws, err := s.Sign(p)
-	if err != nil {
-		return "", err
-	}
-	return jws.CompactSerialize()
+	return sign(p)
 }
 
 func randomID() string {

@@ -15,6 +15,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/caddy-email-otp/emailotp/internal/keys"
+
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 	"github.com/caddyserver/certmagic"
@@ -72,6 +74,12 @@ func kidOf(t *testing.T, tok string) string {
 	return kid
 }
 
+func algOf(t *testing.T, tok string) string {
+	t.Helper()
+	alg, _ := jwtHeader(t, tok)["alg"].(string)
+	return alg
+}
+
 func jwksKIDs(t *testing.T, doc []byte) []string {
 	t.Helper()
 	var set jose.JSONWebKeySet
@@ -95,7 +103,7 @@ func verifiesWithJWKS(doc []byte, tok string) error {
 	if err := json.Unmarshal(doc, &set); err != nil {
 		return err
 	}
-	parsed, err := jwt.ParseSigned(tok, gateAlgs)
+	parsed, err := jwt.ParseSigned(tok, []jose.SignatureAlgorithm{jose.RS256, jose.ES256, jose.EdDSA})
 	if err != nil {
 		return err
 	}
@@ -172,7 +180,7 @@ func TestKeyRotation(t *testing.T) {
 
 	h := &Handler{TokenLifetime: caddy.Duration(life)}
 	h.fillDefaults()
-	sk, err := openKeys(ctx, st, keyOptions{alg: alg, period: period, retain: life + keyRetireLeeway, now: clk.Now})
+	sk, err := openKeys(ctx, st, keyOptions{alg: alg, period: period, retain: life + keys.RetireLeeway, now: clk.Now})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -207,7 +215,7 @@ func TestKeyRotation(t *testing.T) {
 	if kidOf(t, old.AccessToken) != kid1 || !admits(t, gate, old.AccessToken) {
 		t.Fatal("first token: wrong kid or refused")
 	}
-	firstKey := sk.ring.keys[alg][0].jwk
+	firstKey := sk.ring.stored[alg][0].JWK
 	longOld := longToken(t, firstKey, alg, iss, clk.Now())
 
 	// The period is over: a successor is published but does not sign yet.
@@ -227,7 +235,7 @@ func TestKeyRotation(t *testing.T) {
 	}
 
 	// Pre-publication over: the new key signs, the old tokens still verify.
-	clk.Advance(keyPrepublish)
+	clk.Advance(keys.Prepublish)
 	fresh := mint()
 	if k := kidOf(t, fresh.AccessToken); k != kid2 || kidOf(t, fresh.IDToken) != kid2 {
 		t.Fatalf("token after pre-publication has kid %s, want %s", k, kid2)
@@ -265,7 +273,7 @@ func TestKeyRotation(t *testing.T) {
 	}
 
 	// The last token of the first key has expired (plus leeway): it is gone.
-	retired := tr.Add(keyPrepublish + max(life+keyRetireLeeway, period)) // a whole period: until the next rotation
+	retired := tr.Add(keys.Prepublish + max(life+keys.RetireLeeway, period)) // a whole period: until the next rotation
 	clk.Set(retired.Add(-time.Second))
 	if !slices.Contains(jwksKIDs(t, sk.jwks()), kid1) || !admits(t, gate, longOld) {
 		t.Fatal("first key dropped before its retention ended")
@@ -288,17 +296,17 @@ func TestKeyRotation(t *testing.T) {
 	}
 
 	// The next rotation writes a ring without the dropped key.
-	clk.Set(tr.Add(keyPrepublish + period))
+	clk.Set(tr.Add(keys.Prepublish + period))
 	if err := sk.ring.refresh(ctx, nil); err != nil {
 		t.Fatal(err)
 	}
-	stored, err := readStoredKeys(ctx, st, alg)
+	stored, err := keys.ReadStored(ctx, st, alg)
 	if err != nil {
 		t.Fatal(err)
 	}
 	var storedKIDs []string
 	for _, k := range stored {
-		storedKIDs = append(storedKIDs, k.jwk.KeyID)
+		storedKIDs = append(storedKIDs, k.JWK.KeyID)
 	}
 	if len(storedKIDs) != 2 || storedKIDs[0] != kid2 || slices.Contains(storedKIDs, kid1) {
 		t.Errorf("ring after the second rotation = %v, want [%s <new>]", storedKIDs, kid2)
@@ -322,7 +330,7 @@ func TestKeyRotationStaleGate(t *testing.T) {
 	gate := newTestGate(t, st)
 	t.Cleanup(func() { waitGateIdle(t, gate) })
 	const iss = "http://example.com/uas"
-	long := longToken(t, sk.ring.keys[alg][0].jwk, alg, iss, t0)
+	long := longToken(t, sk.ring.stored[alg][0].JWK, alg, iss, t0)
 	if !admits(t, gate, long) {
 		t.Fatal("gate refuses a token of the current key")
 	}
@@ -331,10 +339,10 @@ func TestKeyRotationStaleGate(t *testing.T) {
 	if err := sk.ring.refresh(ctx, nil); err != nil {
 		t.Fatal(err)
 	}
-	if len(sk.ring.keys[alg]) != 2 {
+	if len(sk.ring.stored[alg]) != 2 {
 		t.Fatal("no rotation")
 	}
-	clk.Set(tr.Add(keyPrepublish + 2*time.Hour)) // retired a period after the switch
+	clk.Set(tr.Add(keys.Prepublish + 2*time.Hour)) // retired a period after the switch
 	refused := false
 	for range 50 { // the first lookup may still use the old set
 		if !admits(t, gate, long) {
@@ -363,14 +371,14 @@ func TestKeyRotationCluster(t *testing.T) {
 	t0 := clk.Now()
 	var nodes []*signingKeys
 	for range instances {
-		sk, err := openKeys(ctx, st, keyOptions{alg: alg, period: period, retain: time.Hour + keyRetireLeeway, now: clk.Now})
+		sk, err := openKeys(ctx, st, keyOptions{alg: alg, period: period, retain: time.Hour + keys.RetireLeeway, now: clk.Now})
 		if err != nil {
 			t.Fatal(err)
 		}
 		nodes = append(nodes, sk)
 	}
-	ringKey := path.Join(keysPrefix, ringName(alg))
-	if n := st.count(path.Join(keysPrefix, signingKeyName(alg))); n != 1 {
+	ringKey := path.Join(keys.Prefix, keys.RingName(alg))
+	if n := st.count(path.Join(keys.Prefix, keys.SigningKeyName(alg))); n != 1 {
 		t.Fatalf("first key stored %d times by %d instances, want once", n, instances)
 	}
 	kid1 := nodes[0].ring.current().kid
@@ -399,7 +407,7 @@ func TestKeyRotationCluster(t *testing.T) {
 			t.Errorf("instance %d signs with the new key during pre-publication", i)
 		}
 	}
-	clk.Advance(keyPrepublish)
+	clk.Advance(keys.Prepublish)
 	kid2 := nodes[0].ring.current().kid
 	if kid2 == kid1 {
 		t.Fatal("no instance switched to the new key")
@@ -429,15 +437,15 @@ func TestKeyRotationFiles(t *testing.T) {
 	cur, prev := filepath.Join(dir, "cur.pem"), filepath.Join(dir, "prev.pem")
 	var kids []string
 	for _, f := range []string{prev, cur} {
-		k, _ := supportedAlgs["EdDSA"]()
-		b, err := marshalPrivateKey(k)
+		k, _ := keys.Generate("EdDSA")
+		b, err := keys.MarshalPrivate(k)
 		if err != nil {
 			t.Fatal(err)
 		}
 		if err := os.WriteFile(f, b, 0o600); err != nil {
 			t.Fatal(err)
 		}
-		jwk, _ := newJWK(k, "EdDSA")
+		jwk, _ := keys.NewJWK(k, "EdDSA")
 		kids = append(kids, jwk.KeyID)
 	}
 	st := &certmagic.FileStorage{Path: filepath.Join(dir, "storage")}
@@ -510,11 +518,13 @@ func getJWKS(t *testing.T, tc *testCaddy) []byte {
 	return a.Body
 }
 
-// TestKeyRotationCaddy: a running Caddy with key_rotation rotates on its
-// own, without a reload: tokens from the grant carry the new kid once it
-// signs, tokens of the old key still pass the gate and go-oidc (discovery
-// and JWKS over HTTP), and after their lifetime the old key is gone from
-// the JWKS and the gate.
+// TestKeyRotationCaddy: a running Caddy with key_rotation and the default
+// algorithms (id_token RS256, access token ES256, distinct kids, both in the
+// JWKS) rotates both keys on its own, without a reload: tokens from the
+// grant carry the new kids once they sign, tokens of the old keys still
+// pass the gate and go-oidc (discovery and JWKS over HTTP, the id_token
+// through its verifier and the access token through RemoteKeySet), and
+// after their lifetime the old keys are gone from the JWKS and the gate.
 func TestKeyRotationCaddy(t *testing.T) {
 	clk := newRotClock(time.Now())
 	usePackageClock(t, clk)
@@ -559,39 +569,46 @@ func TestKeyRotationCaddy(t *testing.T) {
 
 	clk.Set(t0.Add(50 * time.Minute))
 	at1, id1 := grant("rot1@example.com")
-	kid1 := kidOf(t, at1)
+	atKid1, idKid1 := kidOf(t, at1), kidOf(t, id1)
+	if atKid1 == idKid1 || algOf(t, at1) != "ES256" || algOf(t, id1) != "RS256" {
+		t.Fatalf("access token %s %s, id_token %s %s: want ES256 and RS256 with distinct kids", algOf(t, at1), atKid1, algOf(t, id1), idKid1)
+	}
+	if kids := waitJWKS("both keys", func(k []string) bool { return len(k) == 2 }); !slices.Equal(kids, []string{idKid1, atKid1}) {
+		t.Fatalf("JWKS %v, want the id_token's key then the access token's", kids)
+	}
 	if !admitted(at1) {
 		t.Fatal("gate refuses the first token")
 	}
 
-	// The hour is over: some refresh of the running handler rotates.
+	// The hour is over: some refresh of the running handler rotates both.
 	tr := t0.Add(time.Hour + time.Minute)
 	clk.Set(tr)
-	kids := waitJWKS("two keys", func(k []string) bool { return len(k) == 2 })
-	if kids[0] != kid1 {
-		t.Fatalf("JWKS %v: the current key %s is not first", kids, kid1)
+	kids := waitJWKS("four keys", func(k []string) bool { return len(k) == 4 })
+	if kids[0] != idKid1 || kids[1] != atKid1 {
+		t.Fatalf("JWKS %v: the current keys %s, %s are not first", kids, idKid1, atKid1)
 	}
-	kid2 := kids[1]
-	b, err := os.ReadFile(filepath.Join(tc.Storage, keysPrefix, ringName("RS256")))
-	if err != nil {
-		t.Fatal(err)
+	idKid2, atKid2 := kids[2], kids[3]
+	st := &certmagic.FileStorage{Path: tc.Storage}
+	for alg, want := range map[string][2]string{"RS256": {idKid1, idKid2}, "ES256": {atKid1, atKid2}} {
+		ring, err := keys.ReadStored(context.Background(), st, alg)
+		if err != nil || len(ring) != 2 || ring[0].JWK.KeyID != want[0] || ring[1].JWK.KeyID != want[1] {
+			t.Fatalf("stored %s ring: %d keys, %v", alg, len(ring), err)
+		}
 	}
-	ring, err := parseRing(b, "RS256")
-	if err != nil || len(ring) != 2 || ring[0].jwk.KeyID != kid1 {
-		t.Fatalf("stored ring: %d keys, %v", len(ring), err)
-	}
-	longOld := longToken(t, ring[0].jwk, "RS256", tc.Base+"/uas", clk.Now())
+	esRing, _ := keys.ReadStored(context.Background(), st, "ES256")
+	longOld := longToken(t, esRing[0].JWK, "ES256", tc.Base+"/uas", clk.Now())
 
-	clk.Advance(keyPrepublish)
+	clk.Advance(keys.Prepublish)
 	at2, id2 := grant("rot2@example.com")
-	if kidOf(t, at2) != kid2 || kidOf(t, id2) != kid2 {
-		t.Fatalf("tokens after pre-publication carry %s / %s, want %s", kidOf(t, at2), kidOf(t, id2), kid2)
+	if kidOf(t, at2) != atKid2 || kidOf(t, id2) != idKid2 {
+		t.Fatalf("tokens after pre-publication carry %s / %s, want %s / %s", kidOf(t, at2), kidOf(t, id2), atKid2, idKid2)
 	}
 	for name, tok := range map[string]string{"old": at1, "new": at2, "long-lived old": longOld} {
 		if !admitted(tok) {
 			t.Errorf("gate refuses the %s access token after the rotation", name)
 		}
 	}
+	// A client library reads both tokens through discovery and the JWKS.
 	provider, err := oidc.NewProvider(ctx, tc.Base+"/uas")
 	if err != nil {
 		t.Fatal(err)
@@ -602,15 +619,21 @@ func TestKeyRotationCaddy(t *testing.T) {
 			t.Errorf("go-oidc refuses the %s id_token: %v", name, err)
 		}
 	}
+	remote := oidc.NewRemoteKeySet(ctx, tc.Base+"/uas/oauth2/metadata.jwks")
+	for name, tok := range map[string]string{"old": at1, "new": at2} {
+		if _, err := remote.VerifySignature(ctx, tok); err != nil {
+			t.Errorf("go-oidc's RemoteKeySet refuses the %s access token: %v", name, err)
+		}
+	}
 
-	// Every token of the old key has expired: it is gone.
-	clk.Set(tr.Add(keyPrepublish + time.Hour + keyRetireLeeway))
-	waitJWKS("without "+kid1, func(k []string) bool { return !slices.Contains(k, kid1) && slices.Contains(k, kid2) })
+	// Every token of the old keys has expired: they are gone.
+	clk.Set(tr.Add(keys.Prepublish + time.Hour + keys.RetireLeeway))
+	waitJWKS("only "+idKid2+" and "+atKid2, func(k []string) bool { return slices.Equal(k, []string{idKid2, atKid2}) })
 	if admitted(longOld) {
 		t.Error("gate admits a token of the dropped key")
 	}
-	if !strings.Contains(tc.Logs(t), "signing key rotated") {
-		t.Error("no log line for the rotation")
+	if n := strings.Count(tc.Logs(t), "signing key rotated"); n != 2 {
+		t.Errorf("%d log lines for the rotation, want one per algorithm", n)
 	}
 }
 
@@ -646,17 +669,17 @@ func TestKeyRotationSharedKeyOtherLifetimes(t *testing.T) {
 		t.Fatal(err)
 	}
 	clk.Advance(25 * time.Hour)
-	a, err := openKeys(ctx, st, keyOptions{alg: alg, period: 24 * time.Hour, retain: time.Hour + keyRetireLeeway, now: clk.Now})
+	a, err := openKeys(ctx, st, keyOptions{alg: alg, period: 24 * time.Hour, retain: time.Hour + keys.RetireLeeway, now: clk.Now})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(a.ring.keys[alg]) != 1 {
+	if len(a.ring.stored[alg]) != 1 {
 		t.Fatal("A rotated while opening its keys (Provision must not write)")
 	}
 	if err := a.ring.refresh(ctx, nil); err != nil { // A's minute tick
 		t.Fatal(err)
 	}
-	if len(a.ring.keys[alg]) != 2 {
+	if len(a.ring.stored[alg]) != 2 {
 		t.Fatal("A did not rotate")
 	}
 	if err := b.ring.refresh(ctx, nil); err != nil { // B's minute tick

@@ -19,6 +19,8 @@ import (
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"github.com/caddyserver/certmagic"
 	"go.uber.org/zap"
+
+	"github.com/caddy-email-otp/emailotp/internal/keys"
 )
 
 func init() {
@@ -72,9 +74,15 @@ type Handler struct {
 	// Default: 1h
 	TokenLifetime caddy.Duration `json:"token_lifetime,omitempty"`
 
-	// SigningAlg is the JWS algorithm of the tokens: RS256, ES256 or EdDSA.
+	// SigningAlg is the JWS algorithm of the id_token: RS256, ES256 or EdDSA.
 	// Default: RS256
 	SigningAlg string `json:"signing_alg,omitempty"`
+
+	// AccessTokenAlg is the JWS algorithm of the access token and the
+	// sign-in session (RS256, ES256 or EdDSA), its key kept, rotated and
+	// published in the JWKS with the id_token's. Default: ES256
+	// (signing_alg with a signing_key_file)
+	AccessTokenAlg string `json:"access_token_alg,omitempty"`
 
 	// SigningKeyFile is a PEM private key (PKCS#8, PKCS#1 or SEC 1) to sign
 	// with. Its type must fit SigningAlg. Default: a key generated once and
@@ -184,7 +192,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		}
 		return fmt.Errorf("signing key: %w", err)
 	}
-	refKey, err := loadSecret(ctx, storage, referenceKeyName)
+	refKey, err := keys.LoadSecret(ctx, storage, keys.ReferenceKeyName)
 	if err != nil {
 		return fmt.Errorf("reference key: %w", err)
 	}
@@ -246,6 +254,12 @@ func (h *Handler) fillDefaults() {
 	if h.SigningAlg == "" {
 		h.SigningAlg = "RS256"
 	}
+	if h.AccessTokenAlg == "" {
+		h.AccessTokenAlg = "ES256"
+		if h.SigningKeyFile != "" {
+			h.AccessTokenAlg = h.SigningAlg
+		}
+	}
 	if h.Ledger == "" {
 		h.Ledger = "storage"
 	}
@@ -270,8 +284,14 @@ func (h *Handler) Validate() error {
 	if h.TokenLifetime < caddy.Duration(time.Minute) || h.TokenLifetime > caddy.Duration(24*time.Hour) {
 		return fmt.Errorf("token_lifetime %s out of range 1m-24h", time.Duration(h.TokenLifetime))
 	}
-	if _, ok := supportedAlgs[h.SigningAlg]; !ok {
+	if !keys.Supported(h.SigningAlg) {
 		return fmt.Errorf("signing_alg %q: want RS256, ES256 or EdDSA", h.SigningAlg)
+	}
+	if !keys.Supported(h.AccessTokenAlg) {
+		return fmt.Errorf("access_token_alg %q: want RS256, ES256 or EdDSA", h.AccessTokenAlg)
+	}
+	if h.SigningKeyFile != "" && h.AccessTokenAlg != h.SigningAlg {
+		return fmt.Errorf("access_token_alg %s: a signing_key_file signs both tokens, with signing_alg %s", h.AccessTokenAlg, h.SigningAlg)
 	}
 	if h.Ledger != "memory" && h.Ledger != "storage" {
 		return fmt.Errorf("ledger %q: want memory or storage", h.Ledger)
@@ -377,7 +397,7 @@ func (h *Handler) validateKeys() error {
 	if h.SigningKeyFile != "" {
 		return fmt.Errorf("key_rotation: a signing_key_file is rotated by its operator (move it to previous_signing_key_file)")
 	}
-	least := max(minKeyRotation, h.longestLifetime())
+	least := max(keys.MinRotation, h.longestLifetime())
 	if time.Duration(h.KeyRotation) < least {
 		return fmt.Errorf("key_rotation %s: at least %s (1h, and the longest token or session lifetime)",
 			time.Duration(h.KeyRotation), least)
@@ -389,10 +409,11 @@ func (h *Handler) validateKeys() error {
 func (h *Handler) openKeys(ctx context.Context, storage certmagic.Storage) (*signingKeys, error) {
 	return openKeys(ctx, storage, keyOptions{
 		alg:      h.SigningAlg,
+		atAlg:    h.AccessTokenAlg,
 		file:     h.SigningKeyFile,
 		prevFile: h.PreviousSigningKeyFile,
 		period:   time.Duration(h.KeyRotation),
-		retain:   h.longestLifetime() + keyRetireLeeway,
+		retain:   h.longestLifetime() + keys.RetireLeeway,
 		logger:   h.logger,
 		follow:   true,
 	})

@@ -356,7 +356,8 @@ func verifyWithJWKS(t *testing.T, base, token, addr string) {
 	if err := json.NewDecoder(resp.Body).Decode(&jwks); err != nil {
 		t.Fatal(err)
 	}
-	tok, err := jwt.ParseSigned(token, []jose.SignatureAlgorithm{jose.RS256})
+	// The session is signed with access_token_alg (ES256 by default).
+	tok, err := jwt.ParseSigned(token, []jose.SignatureAlgorithm{jose.ES256})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -94,19 +94,24 @@ func jwksAt(t *testing.T, base string) ([]byte, jose.JSONWebKeySet) {
 }
 
 // verifyTokens checks that both tokens of a successful answer are signed by
-// the current key of set.
+// the current keys of set: the id_token by the first (RS256), the access
+// token by the second (ES256, access_token_alg's default).
 func verifyTokens(t *testing.T, a answer, set jose.JSONWebKeySet, addr string) {
 	t.Helper()
 	if a.Status != http.StatusOK {
 		t.Fatalf("no tokens: %s", a)
 	}
-	for _, name := range []string{"access_token", "id_token"} {
-		tok, err := jwt.ParseSigned(a.str(name), []jose.SignatureAlgorithm{jose.RS256})
+	if len(set.Keys) < 2 {
+		t.Fatalf("JWKS has %d keys, want the id_token's and the access token's", len(set.Keys))
+	}
+	for i, name := range []string{"id_token", "access_token"} {
+		alg := []jose.SignatureAlgorithm{jose.RS256, jose.ES256}[i]
+		tok, err := jwt.ParseSigned(a.str(name), []jose.SignatureAlgorithm{alg})
 		if err != nil {
 			t.Fatalf("%s: %v", name, err)
 		}
-		if kid := tok.Headers[0].KeyID; kid != set.Keys[0].KeyID {
-			t.Errorf("%s kid %q, JWKS current kid %q", name, kid, set.Keys[0].KeyID)
+		if kid := tok.Headers[0].KeyID; kid != set.Keys[i].KeyID {
+			t.Errorf("%s kid %q, JWKS current %s kid %q", name, kid, alg, set.Keys[i].KeyID)
 		}
 		var c jwt.Claims
 		if err := tok.Claims(set, &c); err != nil {

@@ -1,10 +1,11 @@
 package floor
 
 import (
+	"cmp"
 	"encoding/json"
 	"fmt"
 	"net/http"
-	"strings"
+	"path"
 	"sync"
 
 	"github.com/caddyserver/caddy/v2"
@@ -12,6 +13,8 @@ import (
 	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"github.com/caddyserver/certmagic"
+
+	"github.com/caddy-email-otp/emailotp/internal/keys"
 )
 
 func init() {
@@ -27,8 +30,11 @@ func init() {
 // computes for milliseconds (the scheduler waking the connection's
 // goroutine, a fuller heap) are paid as the plugin pays them.
 type Handler struct {
-	// Alg is the signing_alg of the email_otp handler whose key is used.
+	// Alg is the signing_alg of the email_otp handler whose keys are used.
 	Alg string `json:"alg,omitempty"`
+
+	// ATAlg is its access_token_alg. Default: Alg.
+	ATAlg string `json:"at_alg,omitempty"`
 
 	storage certmagic.Storage
 	once    sync.Once
@@ -50,13 +56,18 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 
 func (h *Handler) load(r *http.Request) (*Signer, error) {
 	h.once.Do(func() {
-		key := "email_otp/keys/signing-" + strings.ToLower(h.Alg) + ".pem"
-		b, err := h.storage.Load(r.Context(), key)
-		if err != nil {
-			h.err = fmt.Errorf("bench_sign: %s: %w", key, err)
-			return
+		atAlg := cmp.Or(h.ATAlg, h.Alg)
+		var pems [2][]byte
+		for i, alg := range []string{h.Alg, atAlg} {
+			key := path.Join(keys.Prefix, keys.SigningKeyName(alg))
+			b, err := h.storage.Load(r.Context(), key)
+			if err != nil {
+				h.err = fmt.Errorf("bench_sign: %s: %w", key, err)
+				return
+			}
+			pems[i] = b
 		}
-		h.signer, h.err = NewSigner(b, h.Alg)
+		h.signer, h.err = NewSigner(pems[0], h.Alg, pems[1], atAlg)
 	})
 	return h.signer, h.err
 }
@@ -88,19 +99,22 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, _ caddyhttp.
 	return err
 }
 
-// parseCaddyfile sets up the handler from `bench_sign <alg>`.
+// parseCaddyfile sets up the handler from `bench_sign <alg> [<at_alg>]`.
 func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
 	m := new(Handler)
 	return m, m.UnmarshalCaddyfile(h.Dispenser)
 }
 
-// UnmarshalCaddyfile reads `bench_sign <alg>`.
+// UnmarshalCaddyfile reads `bench_sign <alg> [<at_alg>]`.
 func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	d.Next()
 	if !d.NextArg() {
 		return d.ArgErr()
 	}
 	h.Alg = d.Val()
+	if d.NextArg() {
+		h.ATAlg = d.Val()
+	}
 	if d.NextArg() {
 		return d.ArgErr()
 	}

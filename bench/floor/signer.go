@@ -8,57 +8,53 @@
 package floor
 
 import (
-	"crypto"
 	"crypto/rand"
-	"crypto/x509"
 	"encoding/base64"
 	"encoding/json"
-	"encoding/pem"
-	"errors"
 	"time"
 
 	"github.com/go-jose/go-jose/v4"
 	"github.com/go-jose/go-jose/v4/jwt"
 
 	emailotp "github.com/caddy-email-otp/emailotp"
+	"github.com/caddy-email-otp/emailotp/internal/claims"
+	"github.com/caddy-email-otp/emailotp/internal/keys"
 )
 
-// Signer signs an id_token and an access token with one key, as the plugin
-// does (idtoken.go): each payload marshalled once with encoding/json and
-// signed as is, the cheapest way go-jose offers.
+// Signer signs an id_token and an access token as the plugin does
+// (idtoken.go): the id_token with the key of signing_alg, the access token
+// with the key of access_token_alg, each payload marshalled once with
+// encoding/json and signed as is, the cheapest way go-jose offers. The
+// plugin's rules (key files, kid, claim set) are imported; its signing code
+// is not called, since this is the floor it is measured against.
 type Signer struct {
 	id, at jose.Signer
 	method string
 }
 
-// NewSigner reads a PKCS#8 PEM key, as the plugin keeps it in storage
-// (email_otp/keys/signing-<alg>.pem), and prepares the two signers with the
-// kid the plugin gives it (the RFC 7638 thumbprint of the public key).
-func NewSigner(keyPEM []byte, alg string) (*Signer, error) {
-	block, _ := pem.Decode(keyPEM)
-	if block == nil {
-		return nil, errors.New("no PEM block")
-	}
-	k, err := x509.ParsePKCS8PrivateKey(block.Bytes)
-	if err != nil {
-		return nil, err
-	}
-	jwk := &jose.JSONWebKey{Key: k, Algorithm: alg, Use: "sig"}
-	pub := jwk.Public()
-	tp, err := pub.Thumbprint(crypto.SHA256)
-	if err != nil {
-		return nil, err
-	}
-	jwk.KeyID = base64.RawURLEncoding.EncodeToString(tp)
-	sk := jose.SigningKey{Algorithm: jose.SignatureAlgorithm(alg), Key: jwk}
+// NewSigner reads the two PEM keys as the plugin keeps them in storage
+// (keys.Prefix/keys.SigningKeyName(alg)) and prepares the two signers with
+// the kids the plugin gives them (keys.ParseKeyFor: the RFC 7638
+// thumbprint). The two may be the same key.
+func NewSigner(idPEM []byte, idAlg string, atPEM []byte, atAlg string) (*Signer, error) {
 	s := &Signer{method: emailotp.DefaultMethod}
-	if s.id, err = jose.NewSigner(sk, (&jose.SignerOptions{}).WithType("JWT")); err != nil {
+	var err error
+	if s.id, err = newSigner(idPEM, idAlg, claims.TypID); err != nil {
 		return nil, err
 	}
-	if s.at, err = jose.NewSigner(sk, (&jose.SignerOptions{}).WithType("at+jwt")); err != nil {
+	if s.at, err = newSigner(atPEM, atAlg, claims.TypAccess); err != nil {
 		return nil, err
 	}
 	return s, nil
+}
+
+func newSigner(keyPEM []byte, alg, typ string) (jose.Signer, error) {
+	jwk, err := keys.ParseKeyFor(keyPEM, alg)
+	if err != nil {
+		return nil, err
+	}
+	sk := jose.SigningKey{Algorithm: jose.SignatureAlgorithm(alg), Key: jwk}
+	return jose.NewSigner(sk, (&jose.SignerOptions{}).WithType(jose.ContentType(typ)))
 }
 
 func randomID() string {
@@ -67,23 +63,31 @@ func randomID() string {
 	return base64.RawURLEncoding.EncodeToString(b[:])
 }
 
+// idPayload is the plugin's id_token claim set. The grant-type claim, whose
+// name the plugin builds per handler (claims.GrantTypeClaim of its method),
+// is a struct tag here so the payload is one json.Marshal; TestSigner holds
+// the tag to the plugin's rule for the default method.
+type idPayload struct {
+	jwt.Claims
+	claims.ID
+	GrantType []string `json:"smtp.1.grant_type"`
+}
+
 // Sign makes the id_token and the access token of a validation for addr,
-// with the claims the plugin puts in them.
+// with the plugin's claim set.
 func (s *Signer) Sign(addr string) (idToken, accessToken string, err error) {
 	const iss, client = "http://127.0.0.1/uas", "bench"
 	t := time.Now()
 	std := jwt.Claims{Issuer: iss, Subject: addr, Audience: jwt.Audience{client},
 		IssuedAt: jwt.NewNumericDate(t), Expiry: jwt.NewNumericDate(t.Add(time.Hour))}
-	id, err := json.Marshal(struct {
-		jwt.Claims
-		AuthTime      int64    `json:"auth_time"`
-		AMR           []string `json:"amr"`
-		AZP           string   `json:"azp"`
-		SessionIndex  string   `json:"session_index"`
-		Email         string   `json:"email"`
-		EmailVerified bool     `json:"email_verified"`
-		GrantType     []string `json:"smtp.1.grant_type"`
-	}{std, t.Unix(), []string{iss + "/saml2/names/ac/" + s.method}, client, randomID(), addr, true, []string{emailotp.DefaultGrantType}})
+	id, err := json.Marshal(idPayload{std, claims.ID{
+		AuthTime:      t.Unix(),
+		AMR:           []string{claims.AMR(iss, s.method)},
+		AZP:           client,
+		SessionIndex:  randomID(),
+		Email:         addr,
+		EmailVerified: true,
+	}, []string{emailotp.DefaultGrantType}})
 	if err != nil {
 		return "", "", err
 	}
@@ -93,10 +97,8 @@ func (s *Signer) Sign(addr string) (idToken, accessToken string, err error) {
 	std.ID = randomID()
 	at, err := json.Marshal(struct {
 		jwt.Claims
-		ClientID string `json:"client_id"`
-		Scope    string `json:"scope"`
-		AuthTime int64  `json:"auth_time"`
-	}{std, client, "openid", t.Unix()})
+		claims.Access
+	}{std, claims.Access{ClientID: client, Scope: "openid", AuthTime: t.Unix()}})
 	if err != nil {
 		return "", "", err
 	}

@@ -48,15 +48,18 @@ import (
 	"time"
 
 	"github.com/caddy-email-otp/emailotp/bench/floor"
+	"github.com/caddy-email-otp/emailotp/internal/keys"
 )
 
 type config struct {
 	duration time.Duration
 	slice    time.Duration
 	flows    time.Duration
+	flowConc []int
 	conc     []int
 	rounds   int
 	alg      string
+	atAlg    string
 	ledger   string
 	caddyBin string
 	mailpit  string
@@ -68,13 +71,15 @@ type config struct {
 
 func main() {
 	var cfg config
-	var conc string
+	var conc, flowConc string
 	flag.DurationVar(&cfg.duration, "duration", 3*time.Second, "length of each cell")
 	flag.DurationVar(&cfg.slice, "slice", 500*time.Millisecond, "cells at one concurrency run interleaved in slices this long")
 	flag.DurationVar(&cfg.flows, "flows", 5*time.Second, "length of the sequential whole-flow cell")
 	flag.StringVar(&conc, "conc", "1,4,16", "concurrency levels, comma-separated")
+	flag.StringVar(&flowConc, "flowconc", "1,4,16", "concurrency levels of the concurrent whole-flow cells, comma-separated (\"\": none)")
 	flag.IntVar(&cfg.rounds, "rounds", 1, "repeat every cell this many times and keep the median")
 	flag.StringVar(&cfg.alg, "alg", "RS256", "signing_alg of the plugin: RS256, ES256 or EdDSA")
+	flag.StringVar(&cfg.atAlg, "atalg", "ES256", "access_token_alg of the plugin (written to the Caddyfile only when it differs from -alg; give -atalg equal to -alg for a Caddy without the option)")
 	flag.StringVar(&cfg.ledger, "ledger", "", "ledger of the plugin: storage or memory (default: the plugin's default)")
 	flag.StringVar(&cfg.caddyBin, "caddy", "", "Caddy binary with the plugin and the floors (default: build bench/caddy)")
 	flag.StringVar(&cfg.mailpit, "mailpit", "", "mailpit binary (default: $MAILPIT_BIN, .bin/mailpit, else scripts/install-mailpit.sh)")
@@ -89,6 +94,16 @@ func main() {
 			fatalf("-conc: %q is not a positive integer", f)
 		}
 		cfg.conc = append(cfg.conc, n)
+	}
+	for _, f := range strings.Split(flowConc, ",") {
+		if strings.TrimSpace(f) == "" {
+			continue
+		}
+		n, err := strconv.Atoi(strings.TrimSpace(f))
+		if err != nil || n < 1 {
+			fatalf("-flowconc: %q is not a positive integer", f)
+		}
+		cfg.flowConc = append(cfg.flowConc, n)
 	}
 	if cfg.rounds < 1 || cfg.duration <= 0 || cfg.slice <= 0 {
 		fatalf("-rounds, -duration and -slice must be positive")
@@ -210,20 +225,22 @@ func benchmark(cfg config) error {
 		return err
 	}
 	defer e.sink.close()
-	e.caddy, err = startCaddy(cfg.caddyBin, dir, caddyfileVars{Alg: cfg.alg, Ledger: cfg.ledger, MailpitPort: e.mp.smtpPort, NullPort: e.sink.port})
+	e.caddy, err = startCaddy(cfg.caddyBin, dir, caddyfileVars{Alg: cfg.alg, ATAlg: cfg.atAlg, Ledger: cfg.ledger, MailpitPort: e.mp.smtpPort, NullPort: e.sink.port})
 	if err != nil {
 		return err
 	}
 	defer e.caddy.stop()
-	keyFile := filepath.Join(e.caddy.storage, "email_otp", "keys", "signing-"+strings.ToLower(cfg.alg)+".pem")
-	keyPEM, err := os.ReadFile(keyFile)
-	if err != nil {
-		return fmt.Errorf("reading Caddy's signing key: %w", err)
+	var pems [2][]byte
+	for i, alg := range []string{cfg.alg, cfg.atAlg} {
+		keyFile := filepath.Join(e.caddy.storage, filepath.FromSlash(keys.Prefix), keys.SigningKeyName(alg))
+		if pems[i], err = os.ReadFile(keyFile); err != nil {
+			return fmt.Errorf("reading Caddy's signing key: %w", err)
+		}
 	}
-	if e.sign, err = floor.NewSigner(keyPEM, cfg.alg); err != nil {
-		return fmt.Errorf("%s: %w", keyFile, err)
+	if e.sign, err = floor.NewSigner(pems[0], cfg.alg, pems[1], cfg.atAlg); err != nil {
+		return fmt.Errorf("the floor's signer: %w", err)
 	}
-	e.meters = meters{"caddy": e.caddy.cpu, "mailpit": e.mp.cpu, "load": selfCPU}
+	e.meters = meters{"caddy": e.caddy.cpu, "mailpit": e.mp.cpu, "load": selfCPU, allocMeter: e.caddy.mallocs}
 
 	if err := e.warmUp(); err != nil {
 		return err
@@ -266,6 +283,10 @@ func benchmark(cfg config) error {
 			return err
 		}
 	}
+	cfs, err := e.concFlows()
+	if err != nil {
+		return err
+	}
 	var mem string
 	if cfg.memory {
 		progress("memory per entry (go test -run TestMemoryPerEntry) …")
@@ -273,7 +294,7 @@ func benchmark(cfg config) error {
 			return err
 		}
 	}
-	report(cfg, all, fl, mem)
+	report(cfg, all, fl, cfs, mem)
 	return nil
 }
 
@@ -545,10 +566,10 @@ func median(rs []result) result {
 
 func ms(d time.Duration) string { return fmt.Sprintf("%.2f", float64(d)/float64(time.Millisecond)) }
 
-func report(cfg config, all map[string]map[int][]result, fls [2]flowResult, mem string) {
+func report(cfg config, all map[string]map[int][]result, fls [2]flowResult, cfs []concFlow, mem string) {
 	host, _ := os.Hostname()
-	fmt.Printf("## email_otp load run\n\n%s, %d CPUs (GOMAXPROCS %d), %s, %s; signing_alg %s; %v per cell, median of %d round(s)\n\n",
-		host, runtime.NumCPU(), runtime.GOMAXPROCS(0), runtime.Version(), time.Now().Format(time.RFC3339), cfg.alg, cfg.duration, cfg.rounds)
+	fmt.Printf("## email_otp load run\n\n%s, %d CPUs (GOMAXPROCS %d), %s, %s; signing_alg %s, access_token_alg %s; %v per cell, median of %d round(s); load average %s\n\n",
+		host, runtime.NumCPU(), runtime.GOMAXPROCS(0), runtime.Version(), time.Now().Format(time.RFC3339), cfg.alg, cfg.atAlg, cfg.duration, cfg.rounds, loadAvg())
 
 	med := map[string]map[int]result{}
 	for c, byConc := range all {
@@ -599,19 +620,30 @@ func report(cfg config, all map[string]map[int][]result, fls [2]flowResult, mem 
 		fmt.Println(line)
 	}
 
+	fmt.Print("\n### Caddy's heap allocations per operation (runtime.MemStats.Mallocs through /debug/vars)\n\n")
+	fmt.Println(header + "\n" + sep)
+	for _, c := range cellOrder {
+		line := "| " + c + " |"
+		for _, n := range cfg.conc {
+			line += fmt.Sprintf(" %.0f |", med[c][n].allocsPerOp())
+		}
+		fmt.Println(line)
+	}
+
 	fmt.Printf("\n### Whole flows, one after the other (initiate → read the code from mailpit's API → validate)\n\n")
-	fmt.Println("| SMTP connections | flows | flows/s | p50 ms | p99 ms | initiate p50 | reading the code p50 | API polls/flow | validate p50 | CPU ms/flow: Caddy / mailpit / load |")
-	fmt.Println("|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|")
+	fmt.Println("| SMTP connections | flows | flows/s | p50 ms | p99 ms | initiate p50 | reading the code p50 | API polls/flow | validate p50 | CPU ms/flow: Caddy / mailpit / load | Caddy allocs/flow |")
+	fmt.Println("|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|")
 	for i, fl := range fls {
 		name := "a connection per mail (`idle_conns 0`)"
 		if i == 1 {
 			name = "kept connections (default)"
 		}
-		fmt.Printf("| %s | %d | **%.1f** | %s | %s | %s | %s | %.1f | %s | %s / %s / %s |\n", name, fl.ops, fl.rate(),
+		fmt.Printf("| %s | %d | **%.1f** | %s | %s | %s | %s | %.1f | %s | %s / %s / %s | %.0f |\n", name, fl.ops, fl.rate(),
 			ms(fl.pct(0.5)), ms(fl.pct(0.99)), ms(pct(fl.parts[0], 0.5)), ms(pct(fl.parts[1], 0.5)),
 			float64(fl.polls)/float64(max(1, fl.ops)), ms(pct(fl.parts[2], 0.5)),
-			ms(fl.cpuPerOp("caddy")), ms(fl.cpuPerOp("mailpit")), ms(fl.cpuPerOp("load")))
+			ms(fl.cpuPerOp("caddy")), ms(fl.cpuPerOp("mailpit")), ms(fl.cpuPerOp("load")), fl.allocsPerOp())
 	}
+	reportConcFlows(cfs)
 	if mem != "" {
 		fmt.Printf("\n### Server memory (runtime.ReadMemStats after GC, before/after N entries)\n\n%s\n", mem)
 	}

@@ -313,7 +313,7 @@ http://127.0.0.1:{{.Port}} {
 
 	# The signing route: bare plus the two signatures and the answer.
 	route /sign {
-		bench_sign {{.Alg}}
+		bench_sign {{.Alg}}{{.ATAlg}}
 	}
 
 	# The mailing routes: bare plus a raw send on a kept-open connection.
@@ -363,15 +363,29 @@ const (
 
 type caddyfileVars struct {
 	Admin, Storage, Log, Alg string
+	ATAlg                    string // access_token_alg; written only when it differs from Alg
 	Ledger                   string // "": the plugin's default
 	Port, MailpitPort        int
 	NullPort                 int
+}
+
+// atAlgArg is bench_sign's second argument: none when the access token
+// has the id_token's algorithm, so a Caddy built before access_token_alg
+// (whose bench_sign takes one) runs the same Caddyfile.
+func (v caddyfileVars) atAlgArg() string {
+	if v.ATAlg == "" || v.ATAlg == v.Alg {
+		return ""
+	}
+	return " " + v.ATAlg
 }
 
 func (v caddyfileVars) handlers() string {
 	var b strings.Builder
 	const dial, pool = "\n\t\t\tidle_conns 0", "" // pool: the default
 	alg := v.Alg
+	if v.ATAlg != "" && v.ATAlg != v.Alg {
+		alg += "\n\t\taccess_token_alg " + v.ATAlg
+	}
 	if v.Ledger != "" {
 		alg += "\n\t\tledger " + v.Ledger
 	}
@@ -400,7 +414,7 @@ func startCaddy(bin, dir string, v caddyfileVars) (*caddyProc, error) {
 	v.Log = filepath.Join(dir, "caddy.log")
 	cfg := caddyfileTmpl
 	for k, val := range map[string]string{
-		"{{.Admin}}": v.Admin, "{{.Storage}}": v.Storage, "{{.Log}}": v.Log, "{{.Alg}}": v.Alg,
+		"{{.Admin}}": v.Admin, "{{.Storage}}": v.Storage, "{{.Log}}": v.Log, "{{.Alg}}": v.Alg, "{{.ATAlg}}": v.atAlgArg(),
 		"{{.Port}}": strconv.Itoa(v.Port), "{{.MailpitPort}}": strconv.Itoa(v.MailpitPort), "{{.NullPort}}": strconv.Itoa(v.NullPort),
 		"{{.Handlers}}": v.handlers(),
 	} {
