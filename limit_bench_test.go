@@ -32,15 +32,23 @@ func BenchmarkLimiterFar(b *testing.B) {
 
 // BenchmarkLimiterNewAddress counts a code to a new address each time: the
 // address key (limit 5) is near its limit from its first code.
+// On file storage an entry is written unsynced (limitfile.go); "synced"
+// prices certmagic's Store with its fsync.
 func BenchmarkLimiterNewAddress(b *testing.B) {
-	l := benchLimiter(b, benchLimits(true))
-	b.ReportAllocs()
-	i := 0
-	for b.Loop() {
-		i++
-		if s, _ := l.allow("bench", "user"+strconv.Itoa(i)+"@example.com", ""); s != "" {
-			b.Fatal(s)
-		}
+	for _, synced := range []bool{false, true} {
+		b.Run(map[bool]string{false: "unsynced", true: "synced"}[synced], func(b *testing.B) {
+			defer func(old bool) { syncLimitEntries = old }(syncLimitEntries)
+			syncLimitEntries = synced
+			l := benchLimiter(b, benchLimits(true))
+			b.ReportAllocs()
+			i := 0
+			for b.Loop() {
+				i++
+				if s, _ := l.allow("bench", "user"+strconv.Itoa(i)+"@example.com", ""); s != "" {
+					b.Fatal(s)
+				}
+			}
+		})
 	}
 }
 

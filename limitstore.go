@@ -127,7 +127,7 @@ func (s *limitStore) ownPath(key string) string { return path.Join(limitsPrefix,
 // publish stores this instance's entry for key.
 func (s *limitStore) publish(ctx context.Context, key string, e sharedEntry, end time.Time) error {
 	b, _ := json.Marshal(e)
-	if err := s.st().Store(ctx, s.ownPath(key), b); err != nil {
+	if err := storeEntry(ctx, s.st(), s.ownPath(key), b); err != nil {
 		return err
 	}
 	s.mu.Lock()
