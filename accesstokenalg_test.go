@@ -109,7 +109,7 @@ func TestAccessTokenAlgOtherProcess(t *testing.T) {
 	if r := bearer(id); r.Status != http.StatusUnauthorized {
 		t.Errorf("the other process's gate admits the id_token as a bearer token: %d", r.Status)
 	}
-	if in := post(t, issuer.Base+"/uas/oauth2/introspect", url.Values{"token": {at}}, appCreds); in.JSON["active"] != true {
+	if in := post(t, issuer.Base+"/uas"+introspectSuffix, url.Values{"token": {at}}, appCreds); in.JSON["active"] != true {
 		t.Errorf("introspection of the ES256 access token: %s", in)
 	}
 }
