@@ -164,26 +164,51 @@ func clusterBurstLimits(t *testing.T, procs []*caddyProc, mp *mailpit) {
 				t.Fatalf("first guess from a new IP %d: %s (an IP that never failed must reach the secret check)", i, a)
 			}
 		}
-		// the second guess of each IP meets the client's limit
-		second := 0
-		for i := range ips {
-			a, err := postVia(clients[i], procs[(i+1)%n].Base+tokenPath, initiateForm("burst-auth@example.org"), []string{"other", "again"})
+		// Past the client's limit an IP that failed is refused by every
+		// instance that knows of its failure: at once where it failed, and
+		// at another instance after at most one more guess there (that
+		// instance has not seen the IP fail, and the check does no I/O).
+		guess := func(round string, ip, at int) bool {
+			a, err := postVia(clients[ip], procs[at%n].Base+tokenPath, initiateForm("burst-auth@example.org"), []string{"other", "again"})
 			if err != nil {
 				t.Fatal(err)
 			}
 			switch a.Status {
 			case http.StatusUnauthorized:
-				second++
+				return true
 			case http.StatusTooManyRequests:
 				if a.str("error") != "slow_down" || a.Header.Get("Retry-After") == "" {
 					t.Fatalf("throttled without slow_down and Retry-After: %s %v", a, a.Header)
 				}
+				return false
 			default:
-				t.Fatalf("second guess from IP %d: %s", i, a)
+				t.Fatalf("%s, IP %d at instance %d: %s", round, ip, at%n, a)
+				return false
 			}
 		}
-		if second > bound {
-			t.Errorf("after %d failures of client other (limit 8), %d IPs that failed had a second secret checked; bound %d", checked, second, bound)
+		same, others, after := 0, 0, 0
+		for i := range ips {
+			if guess("at the instance where it failed", i, i) {
+				same++
+			}
+		}
+		for i := range ips {
+			for k := 1; k < n; k++ {
+				if guess("at another instance", i, i+k) {
+					others++
+				}
+			}
+		}
+		for i := range ips {
+			for k := range n {
+				if guess("after a guess at every instance", i, i+k) {
+					after++
+				}
+			}
+		}
+		if same != 0 || others > ips*(n-1) || after != 0 {
+			t.Errorf("client other past its limit (8 failures, %d seen): second guesses checked where the IP failed %d (want 0), at the other instances %d (at most %d), then %d (want 0)",
+				checked, same, others, ips*(n-1), after)
 		}
 		// The application, from an IP that never failed, is not locked out.
 		app := clientFrom("127.0.2.1")
@@ -200,6 +225,6 @@ func clusterBurstLimits(t *testing.T, procs []*caddyProc, mp *mailpit) {
 		if a, err := postVia(clients[0], procs[0].Base+tokenPath, initiateForm("burst-auth-app@example.org"), otherCreds); err != nil || a.Status != http.StatusTooManyRequests {
 			t.Errorf("right secret from an IP that failed, client past its limit: %s %v", a, err)
 		}
-		t.Logf("failed authentication per client: %d IPs failed once, %d second guesses checked (limit 8)", checked, second)
+		t.Logf("failed authentication per client (limit 8): %d IPs failed once; then %d guesses checked where they failed, %d at the other instances, %d after", checked, same, others, after)
 	})
 }

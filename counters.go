@@ -49,6 +49,7 @@ type window struct {
 	reserved int      // events this instance may still admit without the storage
 	until    int64    // end of the reservation, unix ns
 	readAt   int64    // when others was read, unix ns
+	sharing  int      // recorded events whose publish and read are under way
 	others   []remote // the other instances' windows, as last read
 }
 
@@ -224,6 +225,7 @@ func (c *counters) record(checks []check) {
 	t := now()
 	c.mu.Lock()
 	var active []check
+	var sharing []*window
 	for _, ch := range checks {
 		if ch.limit.Count < 0 {
 			continue
@@ -234,13 +236,33 @@ func (c *counters) record(checks []check) {
 		}
 		w.count++
 		if c.store != nil {
+			w.sharing++
 			active = append(active, ch)
+			sharing = append(sharing, w)
 		}
 	}
 	c.mu.Unlock()
 	if len(active) > 0 {
 		c.coordinate(active, t, true)
+		c.mu.Lock()
+		for _, w := range sharing {
+			w.sharing--
+		}
+		c.mu.Unlock()
 	}
+}
+
+// waitShared waits, if an event of key is being shared, until its publish
+// and read are done, so that a check made after it counts the other
+// instances' events as read then. The caller holds c.mu, which is released
+// while waiting.
+func (c *counters) waitShared(key string) {
+	if w, ok := c.m[key]; !ok || w.sharing == 0 {
+		return
+	}
+	c.mu.Unlock()
+	c.lockStripes([]check{{key: key}})()
+	c.mu.Lock()
 }
 
 // open returns the live window of the check's key, opening a new one if

@@ -54,11 +54,16 @@ func TestFailedAuthCountsBeforeSharing(t *testing.T) {
 		t.Fatal("the failure was never published")
 	}
 	// The first failure is on its way to the storage: the limit (1) is
-	// reached already for this instance.
-	_, ok := l.authAllowed("app", "203.0.113.7")
+	// reached already for this instance (the check waits for the sharing).
+	allowed := make(chan bool, 1)
+	go func() {
+		_, ok := l.authAllowed("app", "203.0.113.7")
+		allowed <- ok
+	}()
+	time.Sleep(50 * time.Millisecond)
 	close(st.release)
 	<-done
-	if ok {
+	if ok := <-allowed; ok {
 		t.Error("a second guess was let through while the first failure was being shared")
 	}
 	if _, ok := l.authAllowed("app", "203.0.113.7"); ok {
