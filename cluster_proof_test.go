@@ -23,12 +23,11 @@ import (
 
 // clientFrom is an HTTP client whose connections come from the loopback
 // address ip (any of 127.0.0.0/8), so that tests can act as many callers.
-func clientFrom(ip string) *http.Client {
+func clientFrom(t *testing.T, ip string) *http.Client {
 	d := &net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(ip)}, Timeout: 5 * time.Second}
-	return &http.Client{
-		Timeout:   30 * time.Second,
-		Transport: &http.Transport{DialContext: d.DialContext, MaxIdleConnsPerHost: 64},
-	}
+	tr := &http.Transport{DialContext: d.DialContext, MaxIdleConnsPerHost: 64}
+	t.Cleanup(tr.CloseIdleConnections)
+	return &http.Client{Timeout: 30 * time.Second, Transport: tr}
 }
 
 // postVia is tryPost through c.
@@ -129,7 +128,7 @@ func clusterBurstLimits(t *testing.T, procs []*caddyProc, mp *mailpit) {
 
 	t.Run("failed authentication per IP, concurrent", func(t *testing.T) {
 		const reqs = 30
-		c := clientFrom("127.0.0.2")
+		c := clientFrom(t, "127.0.0.2")
 		answers := burst(t, procs, reqs, func(i int, base string) (answer, error) {
 			return postVia(c, base+tokenPath, initiateForm("burst-brute@example.com"), []string{"strict", fmt.Sprintf("guess-%d", i)})
 		})
@@ -149,7 +148,7 @@ func clusterBurstLimits(t *testing.T, procs []*caddyProc, mp *mailpit) {
 		const ips = 20
 		clients := make([]*http.Client, ips)
 		for i := range clients {
-			clients[i] = clientFrom(fmt.Sprintf("127.0.1.%d", i+1))
+			clients[i] = clientFrom(t, fmt.Sprintf("127.0.1.%d", i+1))
 		}
 		checked := 0
 		for i := range ips {
@@ -211,7 +210,7 @@ func clusterBurstLimits(t *testing.T, procs []*caddyProc, mp *mailpit) {
 				checked, same, others, ips*(n-1), after)
 		}
 		// The application, from an IP that never failed, is not locked out.
-		app := clientFrom("127.0.2.1")
+		app := clientFrom(t, "127.0.2.1")
 		for i, p := range procs {
 			a, err := postVia(app, p.Base+tokenPath, initiateForm(fmt.Sprintf("burst-auth-app-%d@example.org", i)), otherCreds)
 			if err != nil {

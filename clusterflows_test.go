@@ -53,11 +53,6 @@ func (p *caddyProc) restart(t *testing.T) *caddyProc {
 	return q
 }
 
-// flowOutcome is what one flow ended with.
-type flowOutcome struct {
-	used [][2]string // (reference, code) pairs that got tokens
-}
-
 func TestClusterFlowsKill(t *testing.T) {
 	mp := startMailpit(t)
 	storage := filepath.Join(t.TempDir(), "shared")
