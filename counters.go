@@ -49,6 +49,7 @@ type window struct {
 	reserved int      // events this instance may still admit without the storage
 	until    int64    // end of the reservation, unix ns
 	readAt   int64    // when others was read, unix ns
+	sharing  int      // recorded events whose publish and read are under way
 	others   []remote // the other instances' windows, as last read
 }
 
@@ -217,11 +218,14 @@ func (c *counters) undo(counted []*window) {
 }
 
 // record counts one event on each key whatever the limits, shared with the
-// other instances at once (the failed authentications).
+// other instances at once (the failed authentications). The event counts
+// here before the storage I/O starts, so the checks that run meanwhile
+// (authAllowed, without I/O) see it.
 func (c *counters) record(checks []check) {
 	t := now()
 	c.mu.Lock()
 	var active []check
+	var sharing []*window
 	for _, ch := range checks {
 		if ch.limit.Count < 0 {
 			continue
@@ -230,16 +234,35 @@ func (c *counters) record(checks []check) {
 		if !ok {
 			continue // full of exhausted windows: nothing more to learn
 		}
-		if c.store == nil {
-			w.count++
-			continue
+		w.count++
+		if c.store != nil {
+			w.sharing++
+			active = append(active, ch)
+			sharing = append(sharing, w)
 		}
-		active = append(active, ch)
 	}
 	c.mu.Unlock()
 	if len(active) > 0 {
 		c.coordinate(active, t, true)
+		c.mu.Lock()
+		for _, w := range sharing {
+			w.sharing--
+		}
+		c.mu.Unlock()
 	}
+}
+
+// waitShared waits, if an event of key is being shared, until its publish
+// and read are done, so that a check made after it counts the other
+// instances' events as read then. The caller holds c.mu, which is released
+// while waiting.
+func (c *counters) waitShared(key string) {
+	if w, ok := c.m[key]; !ok || w.sharing == 0 {
+		return
+	}
+	c.mu.Unlock()
+	c.lockStripes([]check{{key: key}})()
+	c.mu.Lock()
 }
 
 // open returns the live window of the check's key, opening a new one if
@@ -289,6 +312,14 @@ func (c *counters) coordinate(need []check, t time.Time, force bool) (string, ti
 			return ch.scope, c.nextFree.Sub(t)
 		}
 		win := time.Duration(ch.limit.Window)
+		counted := w.count // force: record counted the event already
+		if force && counted == 0 {
+			counted = 1 // the window ended since: the event opens the new one
+			w.count = 1
+		}
+		if !force {
+			counted++
+		}
 		if !force && w.reserved > 0 && t.UnixNano() < w.until {
 			claims[i] = claim{w: w, win: win, local: true}
 			continue
@@ -303,7 +334,7 @@ func (c *counters) coordinate(need []check, t time.Time, force bool) (string, ti
 			res = max(0, (ch.limit.Count-w.count-1-w.othersAt(t, win))/reserveShare)
 		}
 		claims[i] = claim{w: w, win: win, e: sharedEntry{
-			Start: w.start.UnixMilli(), Count: w.count + 1, Claim: w.count + 1 + res,
+			Start: w.start.UnixMilli(), Count: counted, Claim: counted + res,
 			Until: t.Add(reserveFor).UnixMilli(),
 		}}
 	}
@@ -364,7 +395,9 @@ func (c *counters) coordinate(need []check, t time.Time, force bool) (string, ti
 			cl.w.reserved = 0
 			republish = append(republish, i)
 		default:
-			cl.w.count++
+			if !force {
+				cl.w.count++
+			}
 			c.m[need[i].key] = cl.w // back, if it was evicted during the I/O
 			res := cl.e.Claim - cl.e.Count
 			if room := need[i].limit.Count - cl.w.count - cl.w.othersAt(t, cl.win); res > room {

@@ -16,7 +16,7 @@ import (
 func TestClusterLimits(t *testing.T) {
 	mp := startMailpit(t)
 	storage := filepath.Join(t.TempDir(), "shared")
-	site := otpSite(mp.SMTPPort, "\t\tledger storage\n\t\tlimit address 3 1h\n\t\tlimit client 6 1h\n\t\tlimit failed_auth_ip 4 1h\n")
+	site := otpSite(mp.SMTPPort, "\t\tledger storage\n\t\tlimit address 3 1h\n\t\tlimit client 6 1h\n\t\tlimit failed_auth_ip 4 1h\n\t\tlimit failed_auth_client 8 1h\n\t\tclient burst burst-secret\n")
 	const n = 3
 	var procs [n]*caddyProc
 	for i := range procs {
@@ -70,6 +70,8 @@ func TestClusterLimits(t *testing.T) {
 		}
 		t.Logf("per client: %d mails, limit 6", mails)
 	})
+
+	clusterBurstLimits(t, procs[:], mp)
 
 	// Last: it locks this test's IP out of every client for the window.
 	t.Run("failed client authentication", func(t *testing.T) {

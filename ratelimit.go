@@ -180,7 +180,8 @@ const (
 // clientID checked, and if not, for how long to wait. It reads the counts
 // this instance knows (its own, and the others' as read at its last failure
 // for the key) and touches no storage, so a request with the right secret
-// pays nothing. An IP past failed_auth_ip is refused; past
+// pays nothing; only while a failure of the same IP is being shared does it
+// wait for that to finish. An IP past failed_auth_ip is refused; past
 // failed_auth_client, the client is refused only to IPs that failed
 // themselves, so an attacker cannot lock the application out.
 func (l *limiter) authAllowed(clientID, ip string) (time.Duration, bool) {
@@ -192,6 +193,11 @@ func (l *limiter) authAllowed(clientID, ip string) (time.Duration, bool) {
 	c := l.state
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if ip != "" {
+		// A failure from this IP is being shared: wait for what the other
+		// instances had counted, or a burst gets the limit at each instance.
+		c.waitShared(ipKey)
+	}
 	ipSeen, ipWait := c.seen(ipKey, l.authIP, t)
 	if ip != "" && l.authIP.Count >= 0 && ipSeen >= l.authIP.Count {
 		return ipWait, false

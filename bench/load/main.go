@@ -52,21 +52,23 @@ import (
 )
 
 type config struct {
-	duration time.Duration
-	slice    time.Duration
-	flows    time.Duration
-	flowConc []int
-	conc     []int
-	rounds   int
-	alg      string
-	atAlg    string
-	ledger   string
-	caddyBin string
-	mailpit  string
-	pprofDir string
-	memory   bool
-	cells    bool
-	keep     bool
+	duration  time.Duration
+	slice     time.Duration
+	flows     time.Duration
+	flowConc  []int
+	conc      []int
+	rounds    int
+	alg       string
+	atAlg     string
+	ledger    string
+	caddyBin  string
+	mailpit   string
+	pprofDir  string
+	memory    bool
+	cells     bool
+	keep      bool
+	defaults  bool // compare the defaults with `ledger memory` (defaults.go)
+	instances int  // > 1: whole flows over this many instances against one (defaults.go)
 }
 
 func main() {
@@ -87,6 +89,8 @@ func main() {
 	flag.BoolVar(&cfg.memory, "memory", true, "measure memory per ledger entry and rate-limit key (go test -run TestMemoryPerEntry)")
 	flag.BoolVar(&cfg.cells, "cells", true, "run the side-by-side cells (false: only the whole flows and the memory figures)")
 	flag.BoolVar(&cfg.keep, "keep", false, "keep the temporary directory (Caddyfile, logs, storage)")
+	flag.BoolVar(&cfg.defaults, "defaults", false, "instead of the cells: validate and initiate with the defaults (storage ledger, limits shared through storage) against `ledger memory`, interleaved")
+	flag.IntVar(&cfg.instances, "instances", 1, "with -defaults, above 1: also (with -cells=false: only) concurrent whole flows (null sink) over this many Caddy processes sharing one file storage, round-robin, against one process, interleaved")
 	flag.Parse()
 	for _, f := range strings.Split(conc, ",") {
 		n, err := strconv.Atoi(strings.TrimSpace(f))
@@ -215,6 +219,9 @@ func benchmark(cfg config) error {
 	mpBin, err := findMailpit(root, cfg.mailpit)
 	if err != nil {
 		return err
+	}
+	if cfg.defaults {
+		return compareDefaults(cfg, dir)
 	}
 	e := &env{cfg: cfg}
 	if e.mp, err = startMailpit(mpBin, dir); err != nil {

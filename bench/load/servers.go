@@ -364,6 +364,7 @@ const (
 type caddyfileVars struct {
 	Admin, Storage, Log, Alg string
 	ATAlg                    string // access_token_alg; written only when it differs from Alg
+	Handlers                 string // "": the four handlers of handlers()
 	Ledger                   string // "": the plugin's default
 	Port, MailpitPort        int
 	NullPort                 int
@@ -380,6 +381,9 @@ func (v caddyfileVars) atAlgArg() string {
 }
 
 func (v caddyfileVars) handlers() string {
+	if v.Handlers != "" {
+		return v.Handlers
+	}
 	var b strings.Builder
 	const dial, pool = "\n\t\t\tidle_conns 0", "" // pool: the default
 	alg := v.Alg
@@ -410,7 +414,9 @@ func startCaddy(bin, dir string, v caddyfileVars) (*caddyProc, error) {
 	}
 	v.Port = port
 	v.Admin = fmt.Sprintf("127.0.0.1:%d", adminPort)
-	v.Storage = filepath.Join(dir, "storage")
+	if v.Storage == "" { // else a storage shared with other instances
+		v.Storage = filepath.Join(dir, "storage")
+	}
 	v.Log = filepath.Join(dir, "caddy.log")
 	cfg := caddyfileTmpl
 	for k, val := range map[string]string{
