@@ -56,7 +56,7 @@ func (p *caddyProc) restart(t *testing.T) *caddyProc {
 func TestClusterFlowsKill(t *testing.T) {
 	mp := startMailpit(t)
 	storage := filepath.Join(t.TempDir(), "shared")
-	site := otpSite(mp.SMTPPort, "") // the defaults: ledger storage, limits shared
+	site := otpSite(mp.SMTPPort, "\t\tissuer "+sharedIssuer) // the defaults (ledger storage, limits shared); one issuer, as instances behind one name have
 	const n, flows, workers = 3, 99, 6
 	procs := make([]*caddyProc, n)
 	var wg sync.WaitGroup
