@@ -1,6 +1,7 @@
 package emailotp
 
 import (
+	"encoding/json"
 	"strconv"
 
 	"github.com/caddyserver/caddy/v2"
@@ -163,14 +164,28 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			return err
 		}
 	}
-	// Check now, so `caddy adapt` and `caddy validate` name the problem
-	// with its line, not only a later Provision.
-	check := *h
-	check.fillDefaults()
-	if err := check.Validate(); err != nil {
+	// Check now, so `caddy adapt` names the problem with its line; on a
+	// copy, so the adapted JSON holds only what the Caddyfile says.
+	check, err := h.configCopy()
+	if err == nil {
+		check.fillDefaults()
+		err = check.checkConfig()
+	}
+	if err != nil {
 		return d.Errf("email_otp: %v", err)
 	}
 	return nil
+}
+
+// configCopy is a deep copy of the configuration, made through its JSON form
+// so that no block is shared.
+func (h *Handler) configCopy() (*Handler, error) {
+	b, err := json.Marshal(h)
+	if err != nil {
+		return nil, err
+	}
+	c := new(Handler)
+	return c, json.Unmarshal(b, c)
 }
 
 func (h *Handler) unmarshalLimit(d *caddyfile.Dispenser) error {
@@ -373,14 +388,10 @@ func (c *Client) unmarshal(d *caddyfile.Dispenser) error {
 		case "request_template":
 			var v string
 			if err = oneArg(d, &v); err == nil {
-				switch v {
-				case "allow":
-					c.DenyRequestTemplate = false
-				case "deny":
-					c.DenyRequestTemplate = true
-				default:
+				if v != "allow" && v != "deny" {
 					return d.Errf("client %s: request_template %q: want allow or deny", c.ID, v)
 				}
+				c.RequestTemplate = v
 			}
 		case "user_ip_param":
 			err = oneArg(d, &c.PassUserIPParam)

@@ -106,7 +106,7 @@ func TestCaddyfileAllOptions(t *testing.T) {
 		{"client secret", h.Clients[0].Secret, "{env.APP_SECRET}"},
 		{"allow_domains", strings.Join(h.Clients[0].AllowDomains, ","), "example.com,Bücher.example"},
 		{"claims", h.Clients[0].Claims["role"] + h.Clients[0].Claims["tier"], "admingold"},
-		{"request_template", h.Clients[0].DenyRequestTemplate, true},
+		{"request_template", h.Clients[0].RequestTemplate, "deny"},
 		{"user_ip_param", h.Clients[0].PassUserIPParam, "end_user_ip"},
 		{"inline secret", h.Clients[1].Secret, "other-secret"},
 	}

@@ -43,20 +43,18 @@ type Client struct {
 	// list allows any domain.
 	AllowDomains []string `json:"allow_domains,omitempty"`
 
-	// Claims are static claims added to every id_token of this client (the
-	// authorization policy). They may not replace a claim the grant sets.
-	Claims map[string]string `json:"claims,omitempty"`
+	// Claims are static claims added to every id_token of this client, none
+	// of them one the grant sets. Default: none.
+	Claims map[string]string `json:"claim,omitempty"`
 
-	// DenyRequestTemplate refuses a request-supplied mail title and body
-	// (x_globalsign_iam_otp_title / _body), so this client's mails always use
-	// the configured templates. Default: false (allowed, as Ubisecure does).
-	DenyRequestTemplate bool `json:"deny_request_template,omitempty"`
+	// RequestTemplate is "allow" or "deny": whether a request may supply the
+	// mail's title and body (x_globalsign_iam_otp_title / _body).
+	// Default: allow (as Ubisecure does).
+	RequestTemplate string `json:"request_template,omitempty"`
 
-	// PassUserIPParam names a request parameter in which this client passes
-	// the end user's IP address, so per-IP limits apply to the person rather
-	// than to the application's server. Only set it for clients you trust.
-	// Default: empty (the end user's IP is unknown).
-	PassUserIPParam string `json:"pass_user_ip_param,omitempty"`
+	// PassUserIPParam names the request parameter in which this trusted
+	// client passes the end user's IP, for the per-IP limit. Default: none.
+	PassUserIPParam string `json:"user_ip_param,omitempty"`
 
 	secretHash [32]byte
 	keys       *clientKeys // set for private_key_jwt clients
@@ -76,6 +74,9 @@ func (c *Client) validate() error {
 	}
 	if err := c.validateAuth(); err != nil {
 		return err
+	}
+	if c.RequestTemplate != "" && c.RequestTemplate != "allow" && c.RequestTemplate != "deny" {
+		return fmt.Errorf("client %q: request_template %q: want allow or deny", c.ID, c.RequestTemplate)
 	}
 	for k := range c.Claims {
 		if reservedClaims[k] || strings.HasSuffix(k, ".grant_type") {

@@ -103,7 +103,7 @@ type Gate struct {
 	// text/html) without a valid credential to this path with a 302, the
 	// original path and query in the `return` parameter; other requests
 	// get 401. Default: none (always 401).
-	SignInPath string `json:"sign_in_path,omitempty"`
+	SignInPath string `json:"signin,omitempty"`
 
 	// KeyFile is a PEM key (private or public: PKCS#8, PKIX, PKCS#1 or SEC 1)
 	// whose tokens are also accepted, for an email_otp configured with

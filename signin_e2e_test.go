@@ -399,6 +399,9 @@ func TestSignInExample(t *testing.T) {
 	}
 	admin, _ := doc["admin"].(map[string]any)
 	admin["config"] = map[string]any{"persist": false}
+	// Its own storage: Caddy's default one is the user's, shared with every
+	// other run, whose codes would count against demo@example.com's limit.
+	doc["storage"] = map[string]any{"module": "file_system", "root": filepath.Join(dir, "storage")}
 	doc["logging"] = map[string]any{"logs": map[string]any{"default": map[string]any{
 		"writer": map[string]any{"output": "file", "filename": filepath.Join(dir, "caddy.log")}}}}
 	if cfg, err = json.Marshal(doc); err != nil {

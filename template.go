@@ -31,7 +31,7 @@ type Template struct {
 
 	// Locales are variants by language tag (fi, sv-SE…). A variant's empty
 	// fields fall back to the default template's.
-	Locales map[string]*Template `json:"locales,omitempty"`
+	Locales map[string]*Template `json:"locale,omitempty"`
 }
 
 const (
