@@ -15,10 +15,9 @@ type Client struct {
 	// ID is the client_id. Required.
 	ID string `json:"id,omitempty"`
 
-	// Secret is the client_secret. Placeholders such as {env.APP_SECRET} or
-	// {file./run/secrets/app} are resolved once at provision. Required
-	// unless the client authenticates with keys (jwks_file, public_key_file
-	// or jwks_uri).
+	// Secret is the client_secret, placeholders such as {env.APP_SECRET}
+	// resolved once at provision. Required unless the client authenticates
+	// with keys (jwks_file, public_key_file or jwks_uri).
 	Secret string `json:"secret,omitempty"`
 
 	// JWKSFile is a JWK Set file of the public keys this client signs its
@@ -39,8 +38,8 @@ type Client struct {
 	JWKSURIAllowHTTP bool `json:"jwks_uri_allow_http,omitempty"`
 
 	// AllowDomains restricts the addresses this client may verify to these
-	// domains (exact match, case-insensitive; IDN allowed). "*" or an empty
-	// list allows any domain.
+	// domains (exact match, case-insensitive; IDN allowed; "*" for any).
+	// Default: any domain.
 	AllowDomains []string `json:"allow_domains,omitempty"`
 
 	// Claims are static claims added to every id_token of this client, none

@@ -99,10 +99,9 @@ type Gate struct {
 	// Default: email_otp_session
 	Cookie string `json:"cookie,omitempty"`
 
-	// SignInPath, when set, sends a browser (a GET or HEAD that accepts
-	// text/html) without a valid credential to this path with a 302, the
-	// original path and query in the `return` parameter; other requests
-	// get 401. Default: none (always 401).
+	// SignInPath is where a browser without a valid credential is sent (302,
+	// the original path and query in `return`); other requests get 401.
+	// Default: none (always 401).
 	SignInPath string `json:"signin,omitempty"`
 
 	// KeyFile is a PEM key (private or public: PKCS#8, PKIX, PKCS#1 or SEC 1)
