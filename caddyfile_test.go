@@ -15,6 +15,7 @@ import (
 	"testing"
 
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
+	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
 )
 
 var updateGolden = flag.Bool("update", false, "rewrite the JSON of testdata/caddyfile's golden files")
@@ -53,15 +54,23 @@ func readGolden(t *testing.T, pattern string) []goldenCase {
 	return cases
 }
 
-// adapt runs the block's UnmarshalCaddyfile (email_otp or email_otp_gate)
-// and returns its JSON, indented as in the golden files.
+// adapt returns the JSON a block adapts to, indented as in the golden
+// files: email_otp's handler, or the authentication handler email_otp_gate
+// becomes, with the gate as its one provider.
 func adapt(input string) ([]byte, error) {
-	var v caddyfile.Unmarshaler = new(Handler)
+	var v any
 	if strings.HasPrefix(strings.TrimSpace(stripComments(input)), "email_otp_gate") {
-		v = new(Gate)
-	}
-	if err := v.UnmarshalCaddyfile(caddyfile.NewTestDispenser(input)); err != nil {
-		return nil, err
+		mh, err := parseGateCaddyfile(httpcaddyfile.Helper{Dispenser: caddyfile.NewTestDispenser(input)})
+		if err != nil {
+			return nil, err
+		}
+		v = mh
+	} else {
+		h := new(Handler)
+		if err := h.UnmarshalCaddyfile(caddyfile.NewTestDispenser(input)); err != nil {
+			return nil, err
+		}
+		v = h
 	}
 	var buf bytes.Buffer
 	enc := json.NewEncoder(&buf)
