@@ -358,7 +358,7 @@ func TestSignInPages(t *testing.T) {
 			}
 		}
 		for _, m := range mp.Messages(t) {
-			full := mp.fetch(t, m.ID)
+			full := mp.Fetch(t, m.ID)
 			if code := codeFrom(t, full.Text, DefaultCodeLength); strings.Contains(logs, code) {
 				t.Errorf("code of %v logged", m.To)
 			}
