@@ -383,19 +383,10 @@ func (h *Handler) longestLifetime() time.Duration {
 
 // validateKeys checks key_rotation and previous_signing_key_file.
 //
-// Key rotation: instances sharing the storage rotate once, under the storage
-// lock, and all switch together: the new key is in the JWKS 10 minutes
-// before it signs, and the replaced key stays there for a whole period after
-// its last token, or the longest token or session lifetime plus 10 minutes
-// if that is longer. Each instance re-reads the keys every minute, so no
-// reload is needed. Every email_otp handler on the same storage signs with
-// the same key, so the period should cover their lifetimes too. It is off by
-// default: a rotation changes the kid, which breaks any verifier that copied
-// the public key instead of fetching the JWKS, so turning it on is the
-// operator's decision, and upgrading never changes a running issuer's key.
-// A signing_key_file is rotated by its operator, through
-// previous_signing_key_file, which only verifies: remove it after the
-// longest token or session lifetime.
+// Rotation is off by default because a new kid breaks verifiers that copied
+// the public key instead of fetching the JWKS (README: key rotation); a
+// signing_key_file is rotated by its operator through
+// previous_signing_key_file.
 func (h *Handler) validateKeys() error {
 	if h.PreviousSigningKeyFile != "" && h.SigningKeyFile == "" {
 		return fmt.Errorf("previous_signing_key_file needs signing_key_file")
