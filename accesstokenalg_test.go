@@ -30,14 +30,14 @@ func TestAccessTokenAlgOption(t *testing.T) {
 		h.fillDefaults()
 		return &h
 	}
-	if h := parse(t, "access_token_alg EdDSA"); h.AccessTokenAlg != "EdDSA" || h.SigningAlg != "RS256" || h.Validate() != nil {
-		t.Errorf("access_token_alg EdDSA: %s / %s, %v", h.SigningAlg, h.AccessTokenAlg, h.Validate())
+	if h := parse(t, "access_token_alg EdDSA"); h.AccessTokenAlg != "EdDSA" || h.SigningAlg != "RS256" || h.checkConfig() != nil {
+		t.Errorf("access_token_alg EdDSA: %s / %s, %v", h.SigningAlg, h.AccessTokenAlg, h.checkConfig())
 	}
 	if h := parse(t, ""); h.AccessTokenAlg != "ES256" || h.SigningAlg != "RS256" {
 		t.Errorf("defaults: signing_alg %s, access_token_alg %s; want RS256, ES256", h.SigningAlg, h.AccessTokenAlg)
 	}
-	if h := parse(t, "signing_alg EdDSA\nsigning_key_file /k.pem"); h.AccessTokenAlg != "EdDSA" || h.Validate() != nil {
-		t.Errorf("with a key file: access_token_alg %s (%v), want signing_alg's", h.AccessTokenAlg, h.Validate())
+	if h := parse(t, "signing_alg EdDSA\nsigning_key_file /k.pem"); h.AccessTokenAlg != "EdDSA" || h.checkConfig() != nil {
+		t.Errorf("with a key file: access_token_alg %s (%v), want signing_alg's", h.AccessTokenAlg, h.checkConfig())
 	}
 	for opts, want := range map[string]string{
 		"access_token_alg HS256":                          `access_token_alg "HS256": want RS256, ES256 or EdDSA`,
@@ -48,7 +48,7 @@ func TestAccessTokenAlgOption(t *testing.T) {
 		err := h.UnmarshalCaddyfile(caddyfile.NewTestDispenser("email_otp {\n" + opts + "\n" + minimalSMTP + "\n}"))
 		if err == nil {
 			h.fillDefaults()
-			err = h.Validate()
+			err = h.checkConfig()
 		}
 		if err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("%q: %v, want %q", opts, err, want)

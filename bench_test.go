@@ -4,24 +4,17 @@ package emailotp
 //
 //	go test -run '^$' -bench . -benchmem .
 //
-// The handler benchmarks call ServeHTTP on a Handler built by benchHandler,
-// which does what Provision does but outside Caddy (caddy.Context carries no
-// storage outside a loaded config): keys from a certmagic.FileStorage in a
-// temp dir, the memory ledger, the limiter with the address and client limits
-// off, the metrics collectors (counted, not registered), and a JSON logger at
-// INFO writing to io.Discard, so log lines are encoded as in production but
-// not written. Not included: Caddy's HTTP server, routing and connection
-// handling, which bench/load measures over loopback.
+// The handler benchmarks call ServeHTTP on a Handler built by benchHandler
+// (fixture_test.go), provisioned as Caddy does but outside it. Not included:
+// Caddy's HTTP server, routing and connection handling, which bench/load
+// measures over loopback.
 
 import (
-	"cmp"
 	"context"
 	"crypto/rand"
 	"fmt"
-	"io"
 	"net/http"
 	"net/http/httptest"
-	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -30,13 +23,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/caddy-email-otp/emailotp/internal/keys"
-
-	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
-	"github.com/caddyserver/certmagic"
-	"go.uber.org/zap"
-	"go.uber.org/zap/zapcore"
 )
 
 // cpuTime is the CPU time (user + system) this process has used.
@@ -59,93 +46,6 @@ func reportCPU(b *testing.B) func() {
 			b.ReportMetric(float64(d.Nanoseconds())/float64(b.N), "cpu-ns/op")
 		}
 	}
-}
-
-// benchSMTP is where benchHandler sends mail: a fake SMTP server, with or
-// without STARTTLS.
-type benchSMTP struct {
-	port      int
-	caFile    string // set for STARTTLS
-	idleConns int    // SMTPConfig.IdleConns
-}
-
-// benchHandler provisions a Handler outside Caddy, as described at the top of
-// this file. The client is "bench" with secret "bench-secret".
-// alg is signing_alg, or "signing_alg+access_token_alg".
-func benchHandler(tb testing.TB, alg string, smtp benchSMTP) *Handler {
-	tb.Helper()
-	alg, atAlg, _ := strings.Cut(alg, "+")
-	h := &Handler{
-		SigningAlg:     alg,
-		AccessTokenAlg: cmp.Or(atAlg, alg),
-		SMTP: &SMTPConfig{Host: "127.0.0.1", Port: smtp.port, TLS: "none",
-			From: "Bench <no-reply@example.com>", Timeout: caddy.Duration(5 * time.Second)},
-		Template: &Template{Subject: "Your code", Body: "Your code is {0}"},
-		Clients:  []*Client{{ID: "bench", Secret: "bench-secret"}},
-		Limits:   &RateLimits{PerAddress: &Limit{Count: -1}, PerClient: &Limit{Count: -1}},
-	}
-	h.SMTP.IdleConns = &smtp.idleConns
-	if smtp.caFile != "" {
-		h.SMTP.TLS, h.SMTP.CAFile, h.SMTP.ServerName = "starttls", smtp.caFile, "localhost"
-	}
-	if h.SMTP.Port == 0 {
-		h.SMTP.Port = 25 // never dialled by the benchmarks that pass no port
-	}
-	h.fillDefaults()
-	if err := h.Validate(); err != nil {
-		tb.Fatal(err)
-	}
-	enc := zap.NewProductionEncoderConfig()
-	h.logger = zap.New(zapcore.NewCore(zapcore.NewJSONEncoder(enc), zapcore.AddSync(io.Discard), zapcore.InfoLevel))
-	repl := caddy.NewReplacer()
-	h.clients = map[string]*Client{}
-	for _, c := range h.Clients {
-		if err := c.provision(repl); err != nil {
-			tb.Fatal(err)
-		}
-		h.clients[c.ID] = c
-	}
-	ctx := context.Background()
-	storage := &certmagic.FileStorage{Path: tb.TempDir()}
-	var err error
-	if h.keys, err = openKeys(ctx, storage, keyOptions{alg: h.SigningAlg, atAlg: h.AccessTokenAlg}); err != nil {
-		tb.Fatal(err)
-	}
-	secret, err := keys.LoadSecret(ctx, storage, keys.ReferenceKeyName)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	h.core = &otp{codeLength: h.CodeLength, ttl: time.Duration(h.OTPTimeout), maxAttempts: h.MaxAttempts, logger: h.logger}
-	if h.core.refs, err = newSealer(secret); err != nil {
-		tb.Fatal(err)
-	}
-	if h.core.tmpl, err = newTemplateSet(h.Template); err != nil {
-		tb.Fatal(err)
-	}
-	if h.core.mailer, err = newMailer(h.SMTP, repl); err != nil {
-		tb.Fatal(err)
-	}
-	tb.Cleanup(h.core.mailer.close)
-	ml := newMemoryLedger(time.Minute)
-	tb.Cleanup(func() { _ = ml.Destruct() })
-	h.core.ledger = ml
-	if h.core.limiter, err = newLimiter(h.Limits, nil, nil); err != nil {
-		tb.Fatal(err)
-	}
-	tb.Cleanup(h.core.limiter.release)
-	if h.core.metrics, err = registerMetrics(nil); err != nil {
-		tb.Fatal(err)
-	}
-	return h
-}
-
-// benchRequest is a token request as Caddy hands it to the handler: a form
-// body, HTTP Basic client authentication and a replacer in the context.
-func benchRequest(h *Handler, form url.Values) *http.Request {
-	r := httptest.NewRequest(http.MethodPost, "http://127.0.0.1"+h.TokenPath, strings.NewReader(form.Encode()))
-	r.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	r.SetBasicAuth("bench", "bench-secret")
-	return r.WithContext(context.WithValue(r.Context(), caddy.ReplacerCtxKey, caddy.NewReplacer()))
 }
 
 // noNext fails the benchmark if the handler passes a request on.

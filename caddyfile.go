@@ -1,6 +1,7 @@
 package emailotp
 
 import (
+	"encoding/json"
 	"strconv"
 
 	"github.com/caddyserver/caddy/v2"
@@ -173,14 +174,28 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			return err
 		}
 	}
-	// Check now, so `caddy adapt` and `caddy validate` name the problem
-	// with its line, not only a later Provision.
-	check := *h
-	check.fillDefaults()
-	if err := check.Validate(); err != nil {
+	// Check now, so `caddy adapt` names the problem with its line; on a
+	// copy, so the adapted JSON holds only what the Caddyfile says.
+	check, err := h.configCopy()
+	if err == nil {
+		check.fillDefaults()
+		err = check.checkConfig()
+	}
+	if err != nil {
 		return d.Errf("email_otp: %v", err)
 	}
 	return nil
+}
+
+// configCopy is a deep copy of the configuration, made through its JSON form
+// so that no block is shared.
+func (h *Handler) configCopy() (*Handler, error) {
+	b, err := json.Marshal(h)
+	if err != nil {
+		return nil, err
+	}
+	c := new(Handler)
+	return c, json.Unmarshal(b, c)
 }
 
 func (h *Handler) unmarshalLimit(d *caddyfile.Dispenser) error {
@@ -229,328 +244,6 @@ func (h *Handler) unmarshalLimit(d *caddyfile.Dispenser) error {
 		h.Limits.FailedAuthClient = l
 	default:
 		return d.Errf("limit: unknown scope %q (want address, client, user_ip, failed_auth_ip, failed_auth_client or max_keys)", args[0])
-	}
-	return nil
-}
-
-func (s *SMTPConfig) unmarshal(d *caddyfile.Dispenser) error {
-	if d.NextArg() {
-		s.Host = d.Val()
-		if d.NextArg() {
-			return d.ArgErr()
-		}
-	}
-	for nesting := d.Nesting(); d.NextBlock(nesting); {
-		var err error
-		switch d.Val() {
-		case "host":
-			err = oneArg(d, &s.Host)
-		case "port":
-			err = intArg(d, &s.Port)
-		case "tls":
-			err = oneArg(d, &s.TLS)
-			if err == nil && s.TLS != "starttls" && s.TLS != "tls" && s.TLS != "none" {
-				return d.Errf("smtp: tls %q: want starttls, tls or none", s.TLS)
-			}
-		case "ca_file":
-			err = oneArg(d, &s.CAFile)
-		case "server_name":
-			err = oneArg(d, &s.ServerName)
-		case "username":
-			err = oneArg(d, &s.Username)
-		case "password":
-			err = oneArg(d, &s.Password)
-		case "from":
-			err = oneArg(d, &s.From)
-		case "timeout":
-			err = durationArg(d, &s.Timeout)
-		case "idle_conns":
-			var n int
-			if err = intArg(d, &n); err == nil {
-				s.IdleConns = &n
-			}
-		default:
-			return d.Errf("smtp: unknown subdirective %q", d.Val())
-		}
-		if err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-func (t *Template) unmarshal(d *caddyfile.Dispenser) error {
-	if d.NextArg() {
-		return d.ArgErr()
-	}
-	for nesting := d.Nesting(); d.NextBlock(nesting); {
-		var err error
-		switch d.Val() {
-		case "subject":
-			err = oneArg(d, &t.Subject)
-		case "body":
-			err = oneArg(d, &t.Body)
-		case "html_file":
-			err = oneArg(d, &t.HTMLFile)
-		case "locale":
-			err = t.unmarshalLocale(d)
-		default:
-			return d.Errf("template: unknown subdirective %q", d.Val())
-		}
-		if err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-func (t *Template) unmarshalLocale(d *caddyfile.Dispenser) error {
-	if !d.NextArg() {
-		return d.Errf("template locale: want a language tag")
-	}
-	tag := d.Val()
-	if t.Locales == nil {
-		t.Locales = make(map[string]*Template)
-	}
-	if _, dup := t.Locales[tag]; dup {
-		return d.Errf("template locale %q: given twice", tag)
-	}
-	lt := new(Template)
-	t.Locales[tag] = lt
-	args := d.RemainingArgs()
-	switch len(args) {
-	case 0:
-		for nesting := d.Nesting(); d.NextBlock(nesting); {
-			var err error
-			switch d.Val() {
-			case "subject":
-				err = oneArg(d, &lt.Subject)
-			case "body":
-				err = oneArg(d, &lt.Body)
-			case "html_file":
-				err = oneArg(d, &lt.HTMLFile)
-			default:
-				return d.Errf("template locale %s: unknown subdirective %q", tag, d.Val())
-			}
-			if err != nil {
-				return err
-			}
-		}
-	case 2, 3:
-		lt.Subject, lt.Body = args[0], args[1]
-		if len(args) == 3 {
-			lt.HTMLFile = args[2]
-		}
-	default:
-		return d.Errf("template locale %s: want <subject> <body> [<html_file>] or a block", tag)
-	}
-	if lt.Subject == "" && lt.Body == "" && lt.HTMLFile == "" {
-		return d.Errf("template locale %s: empty", tag)
-	}
-	return nil
-}
-
-func (c *Client) unmarshal(d *caddyfile.Dispenser) error {
-	args := d.RemainingArgs()
-	switch len(args) {
-	case 1:
-		c.ID = args[0]
-	case 2:
-		c.ID, c.Secret = args[0], args[1]
-	default:
-		return d.Errf("client: want <id> [<secret>]")
-	}
-	for nesting := d.Nesting(); d.NextBlock(nesting); {
-		var err error
-		switch d.Val() {
-		case "secret":
-			err = oneArg(d, &c.Secret)
-		case "allow_domains":
-			doms := d.RemainingArgs()
-			if len(doms) == 0 {
-				return d.Errf("client %s: allow_domains needs at least one domain", c.ID)
-			}
-			c.AllowDomains = append(c.AllowDomains, doms...)
-		case "claim":
-			kv := d.RemainingArgs()
-			if len(kv) != 2 {
-				return d.Errf("client %s: claim wants <name> <value>", c.ID)
-			}
-			if c.Claims == nil {
-				c.Claims = make(map[string]string)
-			}
-			c.Claims[kv[0]] = kv[1]
-		case "request_template":
-			var v string
-			if err = oneArg(d, &v); err == nil {
-				switch v {
-				case "allow":
-					c.DenyRequestTemplate = false
-				case "deny":
-					c.DenyRequestTemplate = true
-				default:
-					return d.Errf("client %s: request_template %q: want allow or deny", c.ID, v)
-				}
-			}
-		case "user_ip_param":
-			err = oneArg(d, &c.PassUserIPParam)
-		case "jwks_file":
-			err = oneArg(d, &c.JWKSFile)
-		case "public_key_file":
-			err = oneArg(d, &c.PublicKeyFile)
-		case "jwks_uri":
-			err = oneArg(d, &c.JWKSURI)
-		case "jwks_uri_allow_http":
-			c.JWKSURIAllowHTTP = true
-			if d.NextArg() {
-				return d.ArgErr()
-			}
-		case "uniform_refusals":
-			c.UniformRefusals = true
-			if d.NextArg() {
-				return d.ArgErr()
-			}
-		default:
-			return d.Errf("client %s: unknown subdirective %q", c.ID, d.Val())
-		}
-		if err != nil {
-			return err
-		}
-	}
-	if c.Secret == "" && !c.usesKeys() {
-		return d.Errf("client %s: secret is required, or one of jwks_file, public_key_file, jwks_uri", c.ID)
-	}
-	return nil
-}
-
-// oneArg reads exactly one argument of the current subdirective.
-func oneArg(d *caddyfile.Dispenser, dst *string) error {
-	name := d.Val()
-	if !d.NextArg() {
-		return d.Errf("%s: want one value", name)
-	}
-	*dst = d.Val()
-	if d.NextArg() {
-		return d.Errf("%s: want one value, got more", name)
-	}
-	return nil
-}
-
-func intArg(d *caddyfile.Dispenser, dst *int) error {
-	name := d.Val()
-	var s string
-	if err := oneArg(d, &s); err != nil {
-		return err
-	}
-	n, err := strconv.Atoi(s)
-	if err != nil {
-		return d.Errf("%s: %q is not an integer", name, s)
-	}
-	*dst = n
-	return nil
-}
-
-func durationArg(d *caddyfile.Dispenser, dst *caddy.Duration) error {
-	name := d.Val()
-	var s string
-	if err := oneArg(d, &s); err != nil {
-		return err
-	}
-	v, err := caddy.ParseDuration(s)
-	if err != nil {
-		return d.Errf("%s: %q is not a duration: %v", name, s, err)
-	}
-	*dst = caddy.Duration(v)
-	return nil
-}
-
-// unmarshal reads the signin block. Syntax:
-//
-//	signin [<path>] {
-//		path             <path>
-//		cookie           <name>
-//		session_lifetime <duration>
-//		client           <client id>
-//		title            <text>
-//		idle_timeout     <duration>
-//		cookie_domain    <domain>
-//		audit_log_address masked|full
-//		resend_cooldown  <duration>
-//		mail_link        <origin>
-//		logo             <image file>
-//		accent_color     <#rrggbb>
-//		css              <css file>
-//		template_file    <html/template file>
-//		texts <locale> {
-//			<key> <text>
-//		}
-//	}
-func (s *SignInConfig) unmarshal(d *caddyfile.Dispenser) error {
-	if d.NextArg() {
-		s.Path = d.Val()
-		if d.NextArg() {
-			return d.ArgErr()
-		}
-	}
-	for nesting := d.Nesting(); d.NextBlock(nesting); {
-		var err error
-		switch d.Val() {
-		case "path":
-			err = oneArg(d, &s.Path)
-		case "cookie":
-			err = oneArg(d, &s.Cookie)
-		case "session_lifetime":
-			err = durationArg(d, &s.SessionLifetime)
-		case "client":
-			err = oneArg(d, &s.Client)
-		case "title":
-			err = oneArg(d, &s.Title)
-		case "resend_cooldown":
-			err = durationArg(d, &s.ResendCooldown)
-		case "mail_link":
-			err = oneArg(d, &s.MailLink)
-		case "logo":
-			err = oneArg(d, &s.Logo)
-		case "accent_color":
-			err = oneArg(d, &s.AccentColor)
-		case "css":
-			err = oneArg(d, &s.CSS)
-		case "template_file":
-			err = oneArg(d, &s.TemplateFile)
-		case "texts":
-			err = s.unmarshalTexts(d)
-		default:
-			var ok bool
-			if ok, err = s.SessionConfig.unmarshalOption(d); !ok {
-				return d.Errf("signin: unknown subdirective %q", d.Val())
-			}
-		}
-		if err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-// unmarshalTexts reads one texts block: texts <locale> { <key> <text> ... }.
-func (s *SignInConfig) unmarshalTexts(d *caddyfile.Dispenser) error {
-	var locale string
-	if err := oneArg(d, &locale); err != nil {
-		return err
-	}
-	if s.Texts == nil {
-		s.Texts = make(map[string]map[string]string)
-	}
-	if s.Texts[locale] == nil {
-		s.Texts[locale] = make(map[string]string)
-	}
-	for nesting := d.Nesting(); d.NextBlock(nesting); {
-		key := d.Val()
-		var v string
-		if err := oneArg(d, &v); err != nil {
-			return err
-		}
-		s.Texts[locale][key] = v
 	}
 	return nil
 }

@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
-	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 	"github.com/go-jose/go-jose/v4"
 	"go.uber.org/zap"
 )
@@ -17,45 +16,8 @@ import (
 // TestClientKeysCaddyfile: the key options of a client parse to the JSON
 // fields of the same names, and a client has exactly one way to
 // authenticate, with a jwks_uri over https (http only to loopback or when
-// asked).
-func TestClientKeysCaddyfile(t *testing.T) {
-	parse := func(client string) (*Handler, error) {
-		var h Handler
-		err := h.UnmarshalCaddyfile(caddyfile.NewTestDispenser("email_otp {\n" + minimalSMTP + "\n" + client + "\n}"))
-		return &h, err
-	}
-	h, err := parse("client pk {\njwks_uri http://example.net/jwks\njwks_uri_allow_http\n}")
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, _ := json.Marshal(h.Clients[len(h.Clients)-1])
-	if string(b) != `{"id":"pk","jwks_uri":"http://example.net/jwks","jwks_uri_allow_http":true}` {
-		t.Errorf("JSON = %s", b)
-	}
-	for _, c := range []struct{ client, want string }{
-		{"client pk {\njwks_file a.json\npublic_key_file b.pem\n}", "give one of"},
-		{"client pk {\nsecret s\njwks_uri https://example.net/jwks\n}", "give one of"},
-		{"client pk {\njwks_uri http://example.net/jwks\n}", "http only to a loopback host"},
-		{"client pk {\njwks_uri ftp://example.net/jwks\n}", "scheme must be https"},
-		{"client pk {\njwks_uri https://user:pw@example.net/jwks\n}", "without credentials"},
-		{"client pk {\nsecret s\njwks_uri_allow_http\n}", "jwks_uri_allow_http without jwks_uri"},
-		{"client pk", "secret is required, or one of jwks_file"},
-	} {
-		if _, err := parse(c.client); err == nil || !strings.Contains(err.Error(), c.want) {
-			t.Errorf("%q: error %v, want %q", c.client, err, c.want)
-		}
-	}
-	for _, ok := range []string{
-		"client pk {\njwks_uri https://example.net/jwks\n}",
-		"client pk {\njwks_uri http://127.0.0.1:8080/jwks\n}",
-		"client pk {\njwks_uri http://[::1]/jwks\n}",
-		"client pk {\npublic_key_file pub.pem\n}",
-	} {
-		if _, err := parse(ok); err != nil {
-			t.Errorf("%q refused: %v", ok, err)
-		}
-	}
-}
+// asked): testdata/caddyfile/email_otp_client_keys_*.txt.
+func TestClientKeysCaddyfile(t *testing.T) { runGolden(t, "email_otp_client_keys_*.txt") }
 
 // TestClientJWKSParsing: a JWKS file keeps only asymmetric signing keys a
 // private_key_jwt client can hold; a symmetric key in a file is an error at

@@ -15,10 +15,9 @@ type Client struct {
 	// ID is the client_id. Required.
 	ID string `json:"id,omitempty"`
 
-	// Secret is the client_secret. Placeholders such as {env.APP_SECRET} or
-	// {file./run/secrets/app} are resolved once at provision. Required
-	// unless the client authenticates with keys (jwks_file, public_key_file
-	// or jwks_uri).
+	// Secret is the client_secret, placeholders such as {env.APP_SECRET}
+	// resolved once at provision. Required unless the client authenticates
+	// with keys (jwks_file, public_key_file or jwks_uri).
 	Secret string `json:"secret,omitempty"`
 
 	// JWKSFile is a JWK Set file of the public keys this client signs its
@@ -39,24 +38,22 @@ type Client struct {
 	JWKSURIAllowHTTP bool `json:"jwks_uri_allow_http,omitempty"`
 
 	// AllowDomains restricts the addresses this client may verify to these
-	// domains (exact match, case-insensitive; IDN allowed). "*" or an empty
-	// list allows any domain.
+	// domains (exact match, case-insensitive; IDN allowed; "*" for any).
+	// Default: any domain.
 	AllowDomains []string `json:"allow_domains,omitempty"`
 
-	// Claims are static claims added to every id_token of this client (the
-	// authorization policy). They may not replace a claim the grant sets.
-	Claims map[string]string `json:"claims,omitempty"`
+	// Claims are static claims added to every id_token of this client, none
+	// of them one the grant sets. Default: none.
+	Claims map[string]string `json:"claim,omitempty"`
 
-	// DenyRequestTemplate refuses a request-supplied mail title and body
-	// (x_globalsign_iam_otp_title / _body), so this client's mails always use
-	// the configured templates. Default: false (allowed, as Ubisecure does).
-	DenyRequestTemplate bool `json:"deny_request_template,omitempty"`
+	// RequestTemplate is "allow" or "deny": whether a request may supply the
+	// mail's title and body (x_globalsign_iam_otp_title / _body).
+	// Default: allow (as Ubisecure does).
+	RequestTemplate string `json:"request_template,omitempty"`
 
-	// PassUserIPParam names a request parameter in which this client passes
-	// the end user's IP address, so per-IP limits apply to the person rather
-	// than to the application's server. Only set it for clients you trust.
-	// Default: empty (the end user's IP is unknown).
-	PassUserIPParam string `json:"pass_user_ip_param,omitempty"`
+	// PassUserIPParam names the request parameter in which this trusted
+	// client passes the end user's IP, for the per-IP limit. Default: none.
+	PassUserIPParam string `json:"user_ip_param,omitempty"`
 
 	// UniformRefusals answers an address refused by allow_domains or by the
 	// mail server as if the code had been mailed (a reference no code opens),
@@ -82,6 +79,9 @@ func (c *Client) validate() error {
 	}
 	if err := c.validateAuth(); err != nil {
 		return err
+	}
+	if c.RequestTemplate != "" && c.RequestTemplate != "allow" && c.RequestTemplate != "deny" {
+		return fmt.Errorf("client %q: request_template %q: want allow or deny", c.ID, c.RequestTemplate)
 	}
 	for k := range c.Claims {
 		if reservedClaims[k] || strings.HasSuffix(k, ".grant_type") {

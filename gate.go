@@ -97,19 +97,18 @@ type Gate struct {
 	Cookie string `json:"cookie,omitempty"`
 
 	// CookieDomain must equal the sign-in page's cookie_domain when that is
-	// set: over TLS the gate then reads `__Secure-<cookie>` instead of
-	// `__Host-<cookie>`. Default: none (a host-only session cookie).
+	// set: over TLS the gate then reads `__Secure-<cookie>`. Default: none
+	// (a host-only `__Host-` session cookie over TLS).
 	CookieDomain string `json:"cookie_domain,omitempty"`
 
 	// AuditLogAddress is how the address appears in the audit line of a
 	// refusal: masked (a***@example.com) or full. Default: masked
 	AuditLogAddress string `json:"audit_log_address,omitempty"`
 
-	// SignInPath, when set, sends a browser (a GET or HEAD that accepts
-	// text/html) without a valid credential to this path with a 302, the
-	// original path and query in the `return` parameter; other requests
-	// get 401. Default: none (always 401).
-	SignInPath string `json:"sign_in_path,omitempty"`
+	// SignInPath is where a browser without a valid credential is sent (302,
+	// the original path and query in `return`); other requests get 401.
+	// Default: none (always 401).
+	SignInPath string `json:"signin,omitempty"`
 
 	// KeyFile is a PEM key (private or public: PKCS#8, PKIX, PKCS#1 or SEC 1)
 	// whose tokens are also accepted, for an email_otp configured with

@@ -277,7 +277,7 @@ func (h *Handler) initiate(w http.ResponseWriter, r *http.Request, req *tokenReq
 		return errInvalidRequest("%s", err)
 	}
 	title, body := req.get(paramTitle), req.get(paramBody)
-	if (title != "" || body != "") && c.DenyRequestTemplate {
+	if (title != "" || body != "") && c.RequestTemplate == "deny" {
 		return &oauthError{status: http.StatusBadRequest, Code: "unauthorized_client", Description: "client may not set the mail title or body"}
 	}
 	if oerr := checkTitleBody(title, body, req.form); oerr != nil {

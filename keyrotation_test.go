@@ -2,7 +2,8 @@ package emailotp
 
 import (
 	"context"
-	"encoding/json"
+	"errors"
+	"github.com/caddy-email-otp/emailotp/internal/testenv"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -11,7 +12,6 @@ import (
 	"slices"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -26,18 +26,10 @@ import (
 	"go.uber.org/zap"
 )
 
-// rotClock is a clock the test moves; safe to read from any goroutine.
-type rotClock struct{ ns atomic.Int64 }
+// rotClock is the tests' one clock (internal/testenv).
+type rotClock = testenv.Clock
 
-func newRotClock(t time.Time) *rotClock {
-	c := new(rotClock)
-	c.ns.Store(t.UnixNano())
-	return c
-}
-
-func (c *rotClock) Now() time.Time          { return time.Unix(0, c.ns.Load()) }
-func (c *rotClock) Set(t time.Time)         { c.ns.Store(t.UnixNano()) }
-func (c *rotClock) Advance(d time.Duration) { c.ns.Add(int64(d)) }
+func newRotClock(t time.Time) *rotClock { return testenv.NewClock(t) }
 
 // usePackageClock makes c the package clock (tokens, gate, ledgers) for
 // the test. Set before anything runs that reads it; restored by a cleanup
@@ -80,39 +72,25 @@ func algOf(t *testing.T, tok string) string {
 	return alg
 }
 
+// jwksKIDs lists the kids of a JWKS document, which must hold public keys
+// only.
 func jwksKIDs(t *testing.T, doc []byte) []string {
 	t.Helper()
-	var set jose.JSONWebKeySet
-	if err := json.Unmarshal(doc, &set); err != nil {
-		t.Fatalf("JWKS %s: %v", doc, err)
-	}
-	var kids []string
-	for _, k := range set.Keys {
-		if !k.IsPublic() {
-			t.Fatalf("JWKS publishes a private key")
-		}
-		kids = append(kids, k.KeyID)
+	kids, err := testenv.KeyIDs(doc)
+	if err != nil {
+		t.Fatal(err)
 	}
 	return kids
 }
 
 // verifiesWithJWKS checks a token's signature with a JWKS document as a
-// relying party does: the key named by kid.
+// relying party does: the key named by kid (testenv.Verify).
 func verifiesWithJWKS(doc []byte, tok string) error {
-	var set jose.JSONWebKeySet
-	if err := json.Unmarshal(doc, &set); err != nil {
-		return err
-	}
-	parsed, err := jwt.ParseSigned(tok, []jose.SignatureAlgorithm{jose.RS256, jose.ES256, jose.EdDSA})
-	if err != nil {
-		return err
-	}
-	keys := set.Key(parsed.Headers[0].KeyID)
-	if len(keys) == 0 {
+	_, err := testenv.Verify(doc, tok, []jose.SignatureAlgorithm{jose.RS256, jose.ES256, jose.EdDSA})
+	if errors.Is(err, testenv.ErrUnknownKID) {
 		return errUnknownKey
 	}
-	var c jwt.Claims
-	return parsed.Claims(keys[0].Key, &c)
+	return err
 }
 
 // longToken is an access token signed with jwk directly, valid for two

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/certmagic"
 )
 
 // ledger records consumed references until they expire. It is the only
@@ -31,7 +32,7 @@ const memoryLedgerKey = "memory"
 
 // openLedger returns the ledger of the given kind and the pool key to release
 // in Cleanup.
-func openLedger(ctx caddy.Context, kind string) (ledger, string, error) {
+func openLedger(storage certmagic.Storage, kind string) (ledger, string, error) {
 	v, _, err := ledgers.LoadOrNew(memoryLedgerKey, func() (caddy.Destructor, error) {
 		return newMemoryLedger(time.Minute), nil
 	})
@@ -48,7 +49,7 @@ func openLedger(ctx caddy.Context, kind string) (ledger, string, error) {
 		// ledger kept from an earlier config could be left with a dead one.
 		// The pool entry ties the sweeper's life, and the hold on the memory
 		// ledger, to this handler's.
-		l := newStorageLedger(ctx.Storage(), mem)
+		l := newStorageLedger(storage, mem)
 		if err := l.check(); err != nil {
 			_, _ = ledgers.Delete(memoryLedgerKey)
 			return nil, "", err

@@ -7,6 +7,7 @@ package emailotp
 import (
 	"context"
 	"fmt"
+	"github.com/caddy-email-otp/emailotp/internal/testenv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -23,11 +24,10 @@ import (
 // returns a function that moves it.
 func fixClock(t *testing.T) func(time.Duration) {
 	t.Helper()
-	var mu sync.Mutex
-	clock := time.Unix(1_800_000_000, 0)
-	now = func() time.Time { mu.Lock(); defer mu.Unlock(); return clock }
+	clock := testenv.NewClock(time.Unix(1_800_000_000, 0))
+	now = clock.Now
 	t.Cleanup(func() { now = time.Now })
-	return func(d time.Duration) { mu.Lock(); clock = clock.Add(d); mu.Unlock() }
+	return clock.Advance
 }
 
 // ioCountingStorage counts the storage calls, to show the hot path makes none.

@@ -20,28 +20,29 @@ type SMTPConfig struct {
 	// Host of the SMTP server. Required.
 	Host string `json:"host,omitempty"`
 
-	// Port of the SMTP server. Default: 587, or 465 when TLS is "tls".
+	// Port of the SMTP server. Default: 587, 465 when tls is "tls", 25 when
+	// it is "none".
 	Port int `json:"port,omitempty"`
 
-	// TLS is "starttls" (STARTTLS required: a server that does not offer it
-	// is refused, never used in plaintext), "tls" (implicit TLS, usually port
-	// 465) or "none" (plaintext; only for a local sink). Default: starttls
+	// TLS is "starttls" (required, never downgraded to plaintext), "tls"
+	// (implicit TLS) or "none" (plaintext, for a local sink only).
+	// Default: starttls
 	TLS string `json:"tls,omitempty"`
 
-	// CAFile is a PEM bundle of CAs to trust for the SMTP server's
-	// certificate instead of the system roots. Default: the system roots.
+	// CAFile is a PEM bundle of the CAs trusted for the server's certificate.
+	// Default: the system roots.
 	CAFile string `json:"ca_file,omitempty"`
 
 	// ServerName is the name checked in the SMTP server's certificate.
 	// Default: Host.
 	ServerName string `json:"server_name,omitempty"`
 
-	// Username for SMTP AUTH. Placeholders are resolved at provision.
+	// Username for SMTP AUTH, placeholders resolved at provision.
 	// Default: no authentication.
 	Username string `json:"username,omitempty"`
 
-	// Password for SMTP AUTH. Placeholders such as {env.SMTP_PASSWORD} are
-	// resolved at provision.
+	// Password for SMTP AUTH, placeholders such as {env.SMTP_PASSWORD}
+	// resolved at provision. Default: none (required with username).
 	Password string `json:"password,omitempty"`
 
 	// From is the sender, optionally with a display name:
@@ -52,29 +53,37 @@ type SMTPConfig struct {
 	// Default: 15s
 	Timeout caddy.Duration `json:"timeout,omitempty"`
 
-	// IdleConns is how many connections to the SMTP server are kept open
-	// between mails, so that a mail costs no TCP, TLS and AUTH handshake;
-	// a connection idle for 30s is closed, well before servers drop idle
-	// clients. With STARTTLS an initiate costs a tenth of the CPU and
-	// against a real server the step sends a quarter more mails per second
-	// (BENCHMARKS.md), so it is on by default. A kept connection the server
-	// closed, or one that refuses MAIL FROM, is replaced and the mail sent
-	// once more; a failure after the hand-over is never retried. 0 dials
-	// per mail, as go-mail's DialAndSend does. Default: 4
+	// IdleConns is how many connections to the server are kept open (30s at
+	// most) between mails, 0 to dial for each mail. Default: 4
 	IdleConns *int `json:"idle_conns,omitempty"`
 }
 
-// defaultIdleConns is IdleConns when the config leaves it out: enough for
-// the bursts of a login path, few enough that a quiet site holds nothing
-// for long (idle connections close after 30s).
-const defaultIdleConns = 4
+// Defaults of SMTPConfig. Idle connections: enough for the bursts of a
+// login path, few enough that a quiet site holds nothing for long; kept
+// connections save the TCP, TLS and AUTH handshakes (BENCHMARKS.md). A kept
+// connection the server closed, or one that refuses MAIL FROM, is replaced
+// and the mail sent once more; a failure after the hand-over is never retried.
+const (
+	defaultIdleConns   = 4
+	defaultSMTPTimeout = 15 * time.Second
+)
 
-// idleConns is IdleConns with its default applied.
-func (s *SMTPConfig) idleConns() int {
-	if s.IdleConns == nil {
-		return defaultIdleConns
+// fillDefaults sets every field left out to its default; it is the only
+// place that knows them, and running it twice changes nothing.
+func (s *SMTPConfig) fillDefaults() {
+	if s.TLS == "" {
+		s.TLS = "starttls"
 	}
-	return *s.IdleConns
+	if s.Port == 0 {
+		s.Port = map[string]int{"starttls": 587, "tls": 465, "none": 25}[s.TLS]
+	}
+	if s.Timeout == 0 {
+		s.Timeout = caddy.Duration(defaultSMTPTimeout)
+	}
+	if s.IdleConns == nil {
+		n := defaultIdleConns
+		s.IdleConns = &n
+	}
 }
 
 func (s *SMTPConfig) validate() error {
@@ -103,8 +112,8 @@ func (s *SMTPConfig) validate() error {
 	if s.Timeout < 0 {
 		return errors.New("smtp: timeout must be positive")
 	}
-	if n := s.idleConns(); n < 0 || n > 100 {
-		return fmt.Errorf("smtp: idle_conns %d out of range 0-100", n)
+	if s.IdleConns != nil && (*s.IdleConns < 0 || *s.IdleConns > 100) {
+		return fmt.Errorf("smtp: idle_conns %d out of range 0-100", *s.IdleConns)
 	}
 	return nil
 }
@@ -119,14 +128,12 @@ type mailer struct {
 	pool    *smtpPool // nil when IdleConns is 0
 }
 
+// newMailer builds the client for cfg, its defaults filled (in place).
 func newMailer(cfg *SMTPConfig, repl *caddy.Replacer) (*mailer, error) {
+	cfg.fillDefaults()
 	host := repl.ReplaceAll(cfg.Host, "")
-	opts := []gomail.Option{gomail.WithTimeout(15 * time.Second)}
-	timeout := 15 * time.Second
-	if cfg.Timeout > 0 {
-		timeout = time.Duration(cfg.Timeout)
-		opts[0] = gomail.WithTimeout(timeout)
-	}
+	timeout := time.Duration(cfg.Timeout)
+	opts := []gomail.Option{gomail.WithTimeout(timeout)}
 	// No NOOP before and after each mail and no RSET after it: a fresh
 	// connection needs neither, and a kept one starts its next mail with
 	// MAIL FROM, which fails as plainly as a NOOP would when the server has
@@ -147,26 +154,16 @@ func newMailer(cfg *SMTPConfig, repl *caddy.Replacer) (*mailer, error) {
 		}
 		tlsCfg.RootCAs = pool
 	}
-	port := cfg.Port
 	switch cfg.TLS {
-	case "", "starttls":
-		if port == 0 {
-			port = 587
-		}
+	case "starttls":
 		opts = append(opts, gomail.WithTLSPolicy(gomail.TLSMandatory), gomail.WithTLSConfig(tlsCfg),
 			gomail.WithDialContextFunc(trackingDial))
 	case "tls":
-		if port == 0 {
-			port = 465
-		}
 		opts = append(opts, gomail.WithSSL(), gomail.WithTLSConfig(tlsCfg))
 	case "none":
-		if port == 0 {
-			port = 25
-		}
 		opts = append(opts, gomail.WithTLSPolicy(gomail.NoTLS), gomail.WithDialContextFunc(trackingDial))
 	}
-	opts = append(opts, gomail.WithPort(port))
+	opts = append(opts, gomail.WithPort(cfg.Port))
 	if cfg.Username != "" {
 		opts = append(opts,
 			gomail.WithSMTPAuth(gomail.SMTPAuthAutoDiscover),
@@ -182,7 +179,7 @@ func newMailer(cfg *SMTPConfig, repl *caddy.Replacer) (*mailer, error) {
 		return nil, fmt.Errorf("smtp: from %q: %v", from, err)
 	}
 	m := &mailer{client: client, from: from, timeout: timeout, host: host}
-	if n := cfg.idleConns(); n > 0 {
+	if n := *cfg.IdleConns; n > 0 {
 		m.pool = newSMTPPool(client, n, timeout)
 	}
 	return m, nil

@@ -18,6 +18,7 @@ import (
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"github.com/caddyserver/certmagic"
+	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
 
 	"github.com/caddy-email-otp/emailotp/internal/keys"
@@ -47,31 +48,30 @@ type Handler struct {
 	TokenPath string `json:"token_path,omitempty"`
 
 	// Issuer is the `iss` of every token and the base of the discovery
-	// document. Placeholders are allowed. Default: the request's scheme and
-	// host followed by the token path's prefix before /oauth2/token (so
-	// https://host/uas).
+	// document, placeholders allowed. Default: the request's scheme and host
+	// followed by the token path's prefix before /oauth2/token (https://host/uas).
 	Issuer string `json:"issuer,omitempty"`
 
 	// GrantType is the grant_type URI this handler answers.
 	// Default: http://globalsign.com/iam/sso/oauth2/grant-type/smtp-otp
 	GrantType string `json:"grant_type,omitempty"`
 
-	// Method names the authentication method in the id_token: it forms the
-	// `amr` value and the `<method>.grant_type` claim. Default: smtp.1
+	// Method names the authentication method in the id_token's `amr` and
+	// `<method>.grant_type` claims. Default: smtp.1
 	Method string `json:"method,omitempty"`
 
-	// OTPTimeout is how long a mailed code stays valid. Default: 10m
+	// OTPTimeout is how long a mailed code stays valid, 1s to 24h. Default: 10m
 	OTPTimeout caddy.Duration `json:"otp_timeout,omitempty"`
 
 	// CodeLength is the number of digits of a code, 6 to 12. Default: 8
 	CodeLength int `json:"code_length,omitempty"`
 
 	// MaxAttempts is how many codes may be tried against one mailed code,
-	// across the whole chain of references. Default: 5
+	// across its whole chain of references, 1 to 100. Default: 5
 	MaxAttempts int `json:"max_attempts,omitempty"`
 
-	// TokenLifetime is the lifetime of the access token and the id_token.
-	// Default: 1h
+	// TokenLifetime is the lifetime of the access token and the id_token,
+	// 1m to 24h. Default: 1h
 	TokenLifetime caddy.Duration `json:"token_lifetime,omitempty"`
 
 	// SigningAlg is the JWS algorithm of the id_token: RS256, ES256 or EdDSA.
@@ -79,46 +79,28 @@ type Handler struct {
 	SigningAlg string `json:"signing_alg,omitempty"`
 
 	// AccessTokenAlg is the JWS algorithm of the access token and the
-	// sign-in session (RS256, ES256 or EdDSA), its key kept, rotated and
-	// published in the JWKS with the id_token's. Default: ES256
-	// (signing_alg with a signing_key_file)
+	// sign-in session: RS256, ES256 or EdDSA. Default: ES256 (signing_alg
+	// with a signing_key_file)
 	AccessTokenAlg string `json:"access_token_alg,omitempty"`
 
-	// SigningKeyFile is a PEM private key (PKCS#8, PKCS#1 or SEC 1) to sign
-	// with. Its type must fit SigningAlg. Default: a key generated once and
-	// kept in Caddy's storage, shared by every instance using that storage.
+	// SigningKeyFile is a PEM private key (PKCS#8, PKCS#1 or SEC 1) of
+	// signing_alg's type to sign with. Default: a key generated once and kept
+	// in Caddy's storage, shared by every instance using that storage.
 	SigningKeyFile string `json:"signing_key_file,omitempty"`
 
-	// PreviousSigningKeyFile is the PEM private key that signing_key_file
-	// held before the operator rotated it. It only verifies: it stays in
-	// the JWKS, so tokens it signed keep working until they expire; remove
-	// it after the longest token or session lifetime. Requires
-	// signing_key_file. Default: none.
+	// PreviousSigningKeyFile is the PEM key signing_key_file held before the
+	// operator rotated it, kept in the JWKS (never signing) until the tokens
+	// it signed expire. Default: none.
 	PreviousSigningKeyFile string `json:"previous_signing_key_file,omitempty"`
 
-	// KeyRotation is how long a signing key kept in storage signs before
-	// a new one replaces it. Instances sharing the storage rotate once,
-	// under the storage lock, and all switch together: the new key is in
-	// the JWKS 10 minutes before it signs, and the replaced key stays there
-	// for a whole period after its last token (until the next rotation), or
-	// the longest token or session lifetime plus 10 minutes if that is
-	// longer. Each instance re-reads the keys every minute, so no reload is
-	// needed. At least 1h and the longest token or session lifetime of this
-	// handler; every email_otp handler on the same storage signs with the
-	// same key, so keep it at least their lifetimes too. 2160h (90 days) is
-	// a common choice. Not with
-	// signing_key_file (rotate it with previous_signing_key_file).
-	// Default: 0, off: a rotation changes the kid, which breaks any
-	// verifier that copied the public key instead of fetching the JWKS,
-	// so turning it on is the operator's decision; upgrading never
-	// changes a running issuer's key.
+	// KeyRotation is how long a signing key kept in storage signs before a
+	// new one replaces it, at least 1h and the longest token or session
+	// lifetime (2160h is a common choice). Default: 0, off.
 	KeyRotation caddy.Duration `json:"key_rotation,omitempty"`
 
-	// Ledger selects where consumed references are recorded: "storage"
-	// (Caddy's configured storage, so they stay refused after reloads,
-	// restarts and crashes, and at every instance sharing it) or "memory"
-	// (volatile: after a restart or crash, a reference and code used in the
-	// last otp_timeout can be exchanged for tokens once more). Default: storage
+	// Ledger is where consumed references are recorded: "storage" (they
+	// stay refused after restarts and at every instance sharing it) or
+	// "memory" (lost on restart). Default: storage
 	Ledger string `json:"ledger,omitempty"`
 
 	// SMTP is the mail server the codes are handed to. Required.
@@ -128,21 +110,20 @@ type Handler struct {
 	// Default: an English subject and body.
 	Template *Template `json:"template,omitempty"`
 
-	// Clients are the applications allowed to use the grant. At least one.
-	Clients []*Client `json:"clients,omitempty"`
+	// Clients are the applications allowed to use the grant. Required: at
+	// least one.
+	Clients []*Client `json:"client,omitempty"`
 
-	// Limits bound how often codes may be sent. Default: see RateLimits.
-	Limits *RateLimits `json:"limits,omitempty"`
+	// Limits bound how often codes may be sent. Default: each limit's own.
+	Limits *RateLimits `json:"limit,omitempty"`
 
-	// GrantOnly makes the handler answer only this grant at the token path
-	// (and its sign-in page, if configured): the discovery document,
-	// metadata.json, the JWKS, introspection and revocation go to the next
-	// handler, such as the Ubisecure SSO server it fronts. Default: false
+	// GrantOnly leaves discovery, metadata.json, the JWKS, introspection and
+	// revocation to the next handler (fronting a real Ubisecure SSO).
+	// Default: false
 	GrantOnly bool `json:"grant_only,omitempty"`
 
-	// SignIn serves browser sign-in pages that mail a code and set a session
-	// cookie, for email_otp_gate in front of an application.
-	// Default: no sign-in pages.
+	// SignIn serves the browser sign-in pages whose session cookie
+	// email_otp_gate accepts. Default: no sign-in pages.
 	SignIn *SignInConfig `json:"signin,omitempty"`
 
 	logger    *zap.Logger
@@ -165,13 +146,21 @@ func (Handler) CaddyModule() caddy.ModuleInfo {
 	}
 }
 
-// Provision fills defaults, resolves secrets once, loads or creates the keys
-// in storage and prepares templates and the mail client, so no request ever
-// pays for them.
+// Provision fills defaults, validates, resolves secrets once, loads or
+// creates the keys in storage and prepares templates and the mail client, so
+// no request ever pays for them.
 func (h *Handler) Provision(ctx caddy.Context) error {
-	h.logger = ctx.Logger()
+	return h.provision(ctx, ctx.Storage(), ctx.GetMetricsRegistry(), ctx.Logger())
+}
+
+// provision is Provision with its dependencies named, so tests build the
+// handler the way Caddy does without a running Caddy. The order is the only
+// one: defaults, then the one validation, before anything touches storage,
+// so a rejected config never starts a key rotation.
+func (h *Handler) provision(ctx context.Context, storage certmagic.Storage, reg *prometheus.Registry, logger *zap.Logger) error {
+	h.logger = logger
 	h.fillDefaults()
-	if err := h.Validate(); err != nil {
+	if err := h.checkConfig(); err != nil {
 		return err
 	}
 	repl := caddy.NewReplacer()
@@ -185,7 +174,6 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	}
 
 	var err error
-	storage := ctx.Storage()
 	if h.keys, err = h.openKeys(ctx, storage); err != nil {
 		if h.SigningKeyFile != "" { // openKeys names the option and the file
 			return err
@@ -207,20 +195,20 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	if o.mailer, err = newMailer(h.SMTP, repl); err != nil {
 		return err
 	}
-	if o.ledger, h.ledgerKey, err = openLedger(ctx, h.Ledger); err != nil {
+	if o.ledger, h.ledgerKey, err = openLedger(storage, h.Ledger); err != nil {
 		return err
 	}
 	if o.limiter, err = newLimiter(h.Limits, storage, h.logger); err != nil {
 		return err
 	}
-	if o.metrics, err = registerMetrics(ctx.GetMetricsRegistry()); err != nil {
+	if o.metrics, err = registerMetrics(reg); err != nil {
 		return err
 	}
 	if h.revoked, h.revKey, err = openRevocations(storage, h.logger, 0); err != nil {
 		return err
 	}
 	if h.SignIn != nil {
-		if err := h.SignIn.provision(h.Clients, h.clients, o.tmpl.locales()); err != nil {
+		if err := h.SignIn.provision(h.clients, o.tmpl.locales()); err != nil {
 			return err
 		}
 		h.signIn = &signIn{cfg: h.SignIn, core: o, keys: h.keys, logger: h.logger, issuer: h.issuer,
@@ -229,6 +217,9 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	return nil
 }
 
+// fillDefaults sets every field left out, in the handler and its blocks, to
+// its default. Each block's defaults live in its own fillDefaults; this is
+// the only caller during a provision, and running it twice changes nothing.
 func (h *Handler) fillDefaults() {
 	if h.TokenPath == "" {
 		h.TokenPath = DefaultTokenPath
@@ -263,12 +254,25 @@ func (h *Handler) fillDefaults() {
 	if h.Ledger == "" {
 		h.Ledger = "storage"
 	}
+	if h.SMTP != nil {
+		h.SMTP.fillDefaults()
+	}
+	if h.Limits == nil {
+		h.Limits = new(RateLimits)
+	}
+	h.Limits.fillDefaults()
+	if h.SignIn != nil {
+		h.SignIn.fillDefaults(h.Clients)
+	}
 	h.basePath = issuerPath(h.Issuer, h.TokenPath)
 	h.scopes = []string{"openid", "email"}
 }
 
-// Validate checks the configuration without side effects.
-func (h *Handler) Validate() error {
+// checkConfig checks the configuration, defaults filled, without side effects.
+// It runs once, in provision, before anything is opened: the handler is
+// deliberately not a caddy.Validator, whose check would come after
+// Provision had already touched storage (and run the checks a second time).
+func (h *Handler) checkConfig() error {
 	if !strings.HasPrefix(h.TokenPath, "/") {
 		return fmt.Errorf("token_path %q must start with /", h.TokenPath)
 	}
@@ -370,7 +374,6 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 // Interface guards
 var (
 	_ caddy.Provisioner           = (*Handler)(nil)
-	_ caddy.Validator             = (*Handler)(nil)
 	_ caddy.CleanerUpper          = (*Handler)(nil)
 	_ caddyhttp.MiddlewareHandler = (*Handler)(nil)
 	_ caddyfile.Unmarshaler       = (*Handler)(nil)
@@ -381,12 +384,17 @@ var (
 func (h *Handler) longestLifetime() time.Duration {
 	life := time.Duration(h.TokenLifetime)
 	if h.SignIn != nil {
-		life = max(life, time.Duration(h.SignIn.withDefaults(h.Clients).SessionLifetime))
+		life = max(life, time.Duration(h.SignIn.SessionLifetime))
 	}
 	return life
 }
 
 // validateKeys checks key_rotation and previous_signing_key_file.
+//
+// Rotation is off by default because a new kid breaks verifiers that copied
+// the public key instead of fetching the JWKS (README: key rotation); a
+// signing_key_file is rotated by its operator through
+// previous_signing_key_file.
 func (h *Handler) validateKeys() error {
 	if h.PreviousSigningKeyFile != "" && h.SigningKeyFile == "" {
 		return fmt.Errorf("previous_signing_key_file needs signing_key_file")

@@ -16,48 +16,48 @@ import (
 // the application's server, not by the person, so its remote IP says nothing
 // about who asks: the grant counts per address and per client, and per end
 // user IP only where that IP is known (the sign-in page, or a client that
-// passes it in PassUserIPParam).
+// passes it in UserIPParam).
 //
 // The defaults stop an email bomb — at most 5 mails to one mailbox per 15
 // minutes, whatever the client — while a normal application, whose users ask
 // for a code and perhaps a resend or two, never meets them.
 type RateLimits struct {
-	// PerAddress counts codes sent to one address, case-insensitively, over
-	// all clients. Default: 5 per 15m
-	PerAddress *Limit `json:"per_address,omitempty"`
+	// PerAddress counts codes sent to one mailbox (case and +tags folded),
+	// over all clients. Default: 5 per 15m
+	PerAddress *Limit `json:"address,omitempty"`
 
-	// PerClient counts codes sent for one client: the ceiling if a client
-	// secret leaks. Default: 1000 per 1m
-	PerClient *Limit `json:"per_client,omitempty"`
+	// PerClient counts codes sent for one client, the ceiling if its secret
+	// leaks. Default: 1000 per 1m
+	PerClient *Limit `json:"client,omitempty"`
 
 	// PerUserIP counts codes asked for from one end-user IP, where known.
 	// Default: 20 per 15m
-	PerUserIP *Limit `json:"per_user_ip,omitempty"`
+	PerUserIP *Limit `json:"user_ip,omitempty"`
 
 	// FailedAuthIP counts failed client authentications from one caller IP,
-	// whatever the client id; past it the IP is answered 429 before its
-	// secret is checked. Default: 10 per 1m
+	// past which it is answered 429 before its secret is checked.
+	// Default: 10 per 1m
 	FailedAuthIP *Limit `json:"failed_auth_ip,omitempty"`
 
 	// FailedAuthClient counts failed authentications of one client id from
-	// every IP; past it only callers that failed themselves in their own
-	// window are refused, so the application, whose secret is right, keeps
-	// working. Default: 100 per 1m
+	// every IP, past which only the IPs that failed themselves are refused.
+	// Default: 100 per 1m
 	FailedAuthClient *Limit `json:"failed_auth_client,omitempty"`
 
-	// MaxKeys bounds the number of counters kept in memory. Ended windows
-	// are evicted first, then live ones below their limit; an exhausted
-	// window is never evicted before it ends: when every counter is
-	// exhausted a new key is refused. A counter costs about 150 bytes, so
-	// the default bounds the limiter to about 30 MB. Default: 200000
+	// MaxKeys bounds the number of counters kept in memory (an exhausted one
+	// is never evicted before its window ends). Default: 200000
 	MaxKeys int `json:"max_keys,omitempty"`
 }
 
+// Eviction: ended windows go first, then live ones below their limit; when
+// every counter is exhausted a new key is refused, so a flood cannot buy
+// an address a fresh allowance.
+
 // Limit is a count per window. A negative count disables the limit.
 type Limit struct {
-	// Count of events allowed per window.
+	// Count of events allowed per window, negative for no limit. Required.
 	Count int `json:"count"`
-	// Window is the length of the window.
+	// Window is the length of the window. Required unless Count is negative.
 	Window caddy.Duration `json:"window"`
 }
 
@@ -73,6 +73,24 @@ var (
 	defaultAuthClient = Limit{Count: 100, Window: caddy.Duration(time.Minute)}
 	defaultMaxKeys    = 200000
 )
+
+// fillDefaults sets every limit left out to its default; it is the only
+// place that knows them, and running it twice changes nothing.
+func (rl *RateLimits) fillDefaults() {
+	for _, o := range []struct {
+		dst **Limit
+		def Limit
+	}{{&rl.PerAddress, defaultPerAddress}, {&rl.PerClient, defaultPerClient}, {&rl.PerUserIP, defaultPerUserIP},
+		{&rl.FailedAuthIP, defaultAuthIP}, {&rl.FailedAuthClient, defaultAuthClient}} {
+		if *o.dst == nil {
+			l := o.def
+			*o.dst = &l
+		}
+	}
+	if rl.MaxKeys == 0 {
+		rl.MaxKeys = defaultMaxKeys
+	}
+}
 
 func (rl *RateLimits) validate() error {
 	if rl == nil {
@@ -108,24 +126,17 @@ const counterPoolKey = "counters"
 
 // newLimiter applies rl to the process's counters. With a storage, the
 // counts are shared with every instance that uses it (limitstore.go).
+// The limits left out of rl (nil for all) take their defaults; rl itself is
+// not changed.
 func newLimiter(rl *RateLimits, storage certmagic.Storage, logger *zap.Logger) (*limiter, error) {
-	l := &limiter{address: defaultPerAddress, client: defaultPerClient, userIP: defaultPerUserIP,
-		authIP: defaultAuthIP, authClient: defaultAuthClient}
-	maxKeys := defaultMaxKeys
+	var cfg RateLimits
 	if rl != nil {
-		for _, o := range []struct {
-			dst *Limit
-			src *Limit
-		}{{&l.address, rl.PerAddress}, {&l.client, rl.PerClient}, {&l.userIP, rl.PerUserIP},
-			{&l.authIP, rl.FailedAuthIP}, {&l.authClient, rl.FailedAuthClient}} {
-			if o.src != nil {
-				*o.dst = *o.src
-			}
-		}
-		if rl.MaxKeys > 0 {
-			maxKeys = rl.MaxKeys
-		}
+		cfg = *rl
 	}
+	cfg.fillDefaults()
+	l := &limiter{address: *cfg.PerAddress, client: *cfg.PerClient, userIP: *cfg.PerUserIP,
+		authIP: *cfg.FailedAuthIP, authClient: *cfg.FailedAuthClient}
+	maxKeys := cfg.MaxKeys
 	v, _, err := counterPool.LoadOrNew(counterPoolKey, func() (caddy.Destructor, error) {
 		return newCounters(maxKeys), nil
 	})

@@ -8,8 +8,8 @@ package emailotp
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
+	"github.com/caddy-email-otp/emailotp/internal/testenv"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -347,28 +347,23 @@ func (b tab) signInAgain(mp *mailpit, base, addr string) {
 // the gate (or any other verifier) would.
 func verifyWithJWKS(t *testing.T, base, token, addr string) {
 	t.Helper()
-	resp, err := http.Get(base + "/uas" + jwksSuffix)
+	doc, err := testenv.FetchJWKS(base + "/uas" + jwksSuffix)
 	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	var jwks jose.JSONWebKeySet
-	if err := json.NewDecoder(resp.Body).Decode(&jwks); err != nil {
 		t.Fatal(err)
 	}
 	// The session is signed with access_token_alg (ES256 by default).
-	tok, err := jwt.ParseSigned(token, []jose.SignatureAlgorithm{jose.ES256})
-	if err != nil {
+	var std jwt.Claims
+	var extra struct {
+		Email string `json:"email"`
+	}
+	tok, err := testenv.Verify(doc, token, []jose.SignatureAlgorithm{jose.ES256}, &std, &extra)
+	if tok == nil {
 		t.Fatal(err)
 	}
 	if typ := tok.Headers[0].ExtraHeaders[jose.HeaderType]; typ != "session+jwt" || tok.Headers[0].KeyID == "" {
 		t.Errorf("session header typ=%v kid=%q", typ, tok.Headers[0].KeyID)
 	}
-	var std jwt.Claims
-	var extra struct {
-		Email string `json:"email"`
-	}
-	if err := tok.Claims(jwks, &std, &extra); err != nil {
+	if err != nil {
 		t.Fatalf("session cookie does not verify with the JWKS: %v", err)
 	}
 	err = std.Validate(jwt.Expected{Issuer: base + "/uas", Subject: addr, AnyAudience: jwt.Audience{sessionAudience}, Time: time.Now()})

@@ -24,8 +24,8 @@ const DefaultResendCooldown = 30 * time.Second
 // grant's machinery: the same codes, references, ledger, mail templates and
 // rate limits, with the person's own IP for the per-user-IP limit.
 type SignInConfig struct {
-	// Path of the sign-in page. The forms post to <path>/start and
-	// <path>/verify; <path>/signout ends the session.
+	// Path of the sign-in page, whose forms post to <path>/start and
+	// <path>/verify and whose <path>/signout ends the session.
 	// Default: /email-otp/signin
 	Path string `json:"path,omitempty"`
 
@@ -36,9 +36,9 @@ type SignInConfig struct {
 	// Default: 12h
 	SessionLifetime caddy.Duration `json:"session_lifetime,omitempty"`
 
-	// Client is the id of a configured client: its allowed domains and its
-	// per-client limit apply to the codes asked for on the page. Default: the
-	// only client, when exactly one is configured.
+	// Client is the configured client whose allowed domains and limit apply
+	// to the codes asked for on the page. Default: the only client, when
+	// exactly one is configured.
 	Client string `json:"client,omitempty"`
 
 	// Title heads every page, whatever the language. Default: "Sign in",
@@ -84,9 +84,10 @@ type SignInConfig struct {
 	assets *pageAssets
 }
 
-// withDefaults returns the configuration with its defaults filled, leaving
-// the receiver as configured (so `caddy adapt` output stays as written).
-func (s SignInConfig) withDefaults(clients []*Client) SignInConfig {
+// fillDefaults sets every field left out to its default (the client when
+// there is only one); it is the only place that knows them, and running it
+// twice changes nothing.
+func (s *SignInConfig) fillDefaults(clients []*Client) {
 	if s.Path == "" {
 		s.Path = DefaultSignInPath
 	}
@@ -102,16 +103,15 @@ func (s SignInConfig) withDefaults(clients []*Client) SignInConfig {
 	if s.Client == "" && len(clients) == 1 {
 		s.Client = clients[0].ID
 	}
-	return s
 }
 
-// validate checks the configuration, defaults applied, against the clients
+// validate checks the configuration, defaults filled, against the clients
 // and the token path it shares the site with.
 func (s *SignInConfig) validate(clients []*Client, tokenPath string) error {
 	if s == nil {
 		return nil
 	}
-	c := s.withDefaults(clients)
+	c := s
 	if !strings.HasPrefix(c.Path, "/") || c.Path == "/" || strings.HasSuffix(c.Path, "/") ||
 		strings.ContainsAny(c.Path, "?#\\ ") {
 		return fmt.Errorf("signin: path %q must start with /, not end with /, and not be /", c.Path)
@@ -165,10 +165,9 @@ func validCookieName(n string) bool {
 	return true
 }
 
-// provision fills the defaults in place and binds the client and the page
-// languages; it runs after the clients and the mail templates are ready.
-func (s *SignInConfig) provision(clients []*Client, byID map[string]*Client, templateLocales []string) error {
-	*s = s.withDefaults(clients)
+// provision binds the client and the page languages; it runs after the
+// clients and the mail templates are ready.
+func (s *SignInConfig) provision(byID map[string]*Client, templateLocales []string) error {
 	s.client = byID[s.Client]
 	if s.client == nil {
 		return fmt.Errorf("signin: client %q is not configured", s.Client)

@@ -358,7 +358,7 @@ func TestSignInPages(t *testing.T) {
 			}
 		}
 		for _, m := range mp.Messages(t) {
-			full := mp.fetch(t, m.ID)
+			full := mp.Fetch(t, m.ID)
 			if code := codeFrom(t, full.Text, DefaultCodeLength); strings.Contains(logs, code) {
 				t.Errorf("code of %v logged", m.To)
 			}
@@ -399,10 +399,9 @@ func TestSignInExample(t *testing.T) {
 	}
 	admin, _ := doc["admin"].(map[string]any)
 	admin["config"] = map[string]any{"persist": false}
-	// Caddy's default storage is fixed at init (XDG_DATA_HOME above comes too
-	// late for this process): without this, the limits and the ledger this
-	// example keeps in storage would carry over from earlier runs.
-	doc["storage"] = map[string]any{"module": "file_system", "root": filepath.Join(dir, "data")}
+	// Its own storage: Caddy's default one is the user's, shared with every
+	// other run, whose codes would count against demo@example.com's limit.
+	doc["storage"] = map[string]any{"module": "file_system", "root": filepath.Join(dir, "storage")}
 	doc["logging"] = map[string]any{"logs": map[string]any{"default": map[string]any{
 		"writer": map[string]any{"output": "file", "filename": filepath.Join(dir, "caddy.log")}}}}
 	if cfg, err = json.Marshal(doc); err != nil {

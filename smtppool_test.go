@@ -214,12 +214,12 @@ func TestCaddyfileIdleConns(t *testing.T) {
 		t.Errorf("idle_conns = %v, want 4", h.SMTP.IdleConns)
 	}
 	h.fillDefaults()
-	if err := h.Validate(); err != nil {
-		t.Errorf("Validate: %v", err)
+	if err := h.checkConfig(); err != nil {
+		t.Errorf("checkConfig: %v", err)
 	}
 	many := 101
 	h.SMTP.IdleConns = &many
-	if err := h.Validate(); err == nil || !strings.Contains(err.Error(), "idle_conns") {
+	if err := h.checkConfig(); err == nil || !strings.Contains(err.Error(), "idle_conns") {
 		t.Errorf("idle_conns 101: %v", err)
 	}
 	if err := new(Handler).UnmarshalCaddyfile(caddyfile.NewTestDispenser(fmt.Sprintf(site, "many"))); err == nil {

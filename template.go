@@ -20,18 +20,18 @@ type Template struct {
 	// Subject of the mail. Default: "Your one-time password"
 	Subject string `json:"subject,omitempty"`
 
-	// Body of the text part; must contain {0}.
+	// Body of the text part, with {0} where the code goes.
 	// Default: "Your one-time password is {0}"
 	Body string `json:"body,omitempty"`
 
-	// HTMLFile is an html/template file for an HTML alternative. It sees
-	// .Subject, .Body (the text body with the code, escaped) and .Code.
+	// HTMLFile is an html/template file, given .Subject, .Body (the text body
+	// with the code, escaped) and .Code, for an HTML alternative.
 	// Default: no HTML part.
 	HTMLFile string `json:"html_file,omitempty"`
 
-	// Locales are variants by language tag (fi, sv-SE…). A variant's empty
-	// fields fall back to the default template's.
-	Locales map[string]*Template `json:"locales,omitempty"`
+	// Locales are variants by language tag (fi, sv-SE…), whose empty fields
+	// are the default template's. Default: none.
+	Locales map[string]*Template `json:"locale,omitempty"`
 }
 
 const (

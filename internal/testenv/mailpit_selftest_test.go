@@ -1,4 +1,4 @@
-package emailotp
+package testenv
 
 import (
 	"net"
@@ -10,10 +10,10 @@ import (
 	"time"
 )
 
-// TestMailpitHarness checks the mailpit test harness itself (mailpit_test.go)
+// TestMailpitHarness checks the mailpit test harness itself (mailpit.go)
 // against a real mailpit, so that plugin tests built on it can be trusted.
 func TestMailpitHarness(t *testing.T) {
-	mp := startMailpit(t)
+	mp := StartMailpit(t)
 	addr := net.JoinHostPort(mp.SMTPHost, strconv.Itoa(mp.SMTPPort))
 
 	if got := mp.Messages(t); len(got) != 0 {
@@ -50,7 +50,7 @@ func TestMailpitHarness(t *testing.T) {
 	if m.Username != "" {
 		t.Errorf("Username = %q, want empty (no AUTH sent)", m.Username)
 	}
-	if code := codeFrom(t, m.Text, 8); code != "48213907" {
+	if code := CodeFrom(t, m.Text, 8); code != "48213907" {
 		t.Errorf("codeFrom = %q, want 48213907 (text %q)", code, m.Text)
 	}
 	if got := m.Header("x-harness-test"); got != "first" {
@@ -73,7 +73,7 @@ func TestMailpitHarness(t *testing.T) {
 	if m2.Username != "user" {
 		t.Errorf("Username = %q, want %q", m2.Username, "user")
 	}
-	if code := codeFrom(t, m2.Text, 8); code != "77001234" {
+	if code := CodeFrom(t, m2.Text, 8); code != "77001234" {
 		t.Errorf("codeFrom = %q, want 77001234", code)
 	}
 
@@ -115,7 +115,7 @@ func TestMailpitHarness(t *testing.T) {
 		t.Error("SendMail succeeded after Stop")
 	}
 
-	if p := freePort(t); p <= 0 || p > 65535 {
+	if p := FreePort(t); p <= 0 || p > 65535 {
 		t.Errorf("freePort = %d", p)
 	}
 
@@ -131,8 +131,8 @@ func TestMailpitHarness(t *testing.T) {
 		{"12-345678 x 87654321", 8, "87654321"},
 		{"abc999999def", 6, "999999"},
 	} {
-		if got := codeFrom(t, tc.text, tc.n); got != tc.want {
-			t.Errorf("codeFrom(%q, %d) = %q, want %q", tc.text, tc.n, got, tc.want)
+		if got := CodeFrom(t, tc.text, tc.n); got != tc.want {
+			t.Errorf("CodeFrom(%q, %d) = %q, want %q", tc.text, tc.n, got, tc.want)
 		}
 	}
 }

@@ -1,6 +1,6 @@
-package emailotp
+package testenv
 
-// Self-test of the fake SMTP server (smtpfake_test.go), using go-mail v0.8.1 as
+// Self-test of the fake SMTP server (smtpfake.go), using go-mail v0.8.1 as
 // the client, and a record of how go-mail v0.8.1 surfaces each failure. The
 // assertions below pin these shapes, so a go-mail upgrade that changes them
 // fails here first.
@@ -133,7 +133,7 @@ func selfMsg(t *testing.T) *mail.Msg {
 
 // selfClient builds a plain-text client for srv; opts are applied after the
 // defaults and may override them.
-func selfClient(t *testing.T, srv *fakeSMTP, opts ...mail.Option) *mail.Client {
+func selfClient(t *testing.T, srv *FakeSMTP, opts ...mail.Option) *mail.Client {
 	t.Helper()
 	base := []mail.Option{
 		mail.WithPort(srv.Port),
@@ -238,7 +238,7 @@ func wantDialError(t *testing.T, err error) {
 	}
 }
 
-func wantDelivered(t *testing.T, srv *fakeSMTP, n int) fakeMsg {
+func wantDelivered(t *testing.T, srv *FakeSMTP, n int) FakeMsg {
 	t.Helper()
 	msgs := srv.WaitCount(n, 3*time.Second)
 	if len(msgs) != n {
@@ -257,7 +257,7 @@ func wantDelivered(t *testing.T, srv *fakeSMTP, n int) fakeMsg {
 	return m
 }
 
-func wantNoMessages(t *testing.T, srv *fakeSMTP) {
+func wantNoMessages(t *testing.T, srv *FakeSMTP) {
 	t.Helper()
 	if msgs := srv.Messages(); len(msgs) != 0 {
 		t.Errorf("got %d recorded message(s), want 0", len(msgs))
@@ -265,7 +265,7 @@ func wantNoMessages(t *testing.T, srv *fakeSMTP) {
 }
 
 func TestFakeSMTP(t *testing.T) {
-	serverTLS, caPEM, certFile, keyFile := testCert(t)
+	serverTLS, caPEM, certFile, keyFile := SelfSignedCert(t)
 	pool := x509.NewCertPool()
 	if !pool.AppendCertsFromPEM(caPEM) {
 		t.Fatal("caPEM not parseable")
@@ -275,7 +275,7 @@ func TestFakeSMTP(t *testing.T) {
 	}
 
 	t.Run("OK", func(t *testing.T) {
-		srv := startFakeSMTP(t)
+		srv := StartFakeSMTP(t)
 		_, err := selfSend(t, selfClient(t, srv))
 		if err != nil {
 			t.Fatal(err)
@@ -287,7 +287,7 @@ func TestFakeSMTP(t *testing.T) {
 	})
 
 	t.Run("RejectRcpt", func(t *testing.T) {
-		srv := startFakeSMTP(t, withMode(modeRejectRcpt))
+		srv := StartFakeSMTP(t, WithMode(ModeRejectRcpt))
 		_, err := selfSend(t, selfClient(t, srv))
 		wantSendError(t, err, []mail.SendErrReason{mail.ErrSMTPRcptTo}, false, 550, "5.1.1")
 		if !strings.Contains(err.Error(), "<"+selfTo+">") {
@@ -299,7 +299,7 @@ func TestFakeSMTP(t *testing.T) {
 		wantNoMessages(t, srv)
 
 		// Heal: the next request is delivered.
-		srv.SetMode(modeOK)
+		srv.SetMode(ModeOK)
 		if _, err := selfSend(t, selfClient(t, srv)); err != nil {
 			t.Fatal(err)
 		}
@@ -307,7 +307,7 @@ func TestFakeSMTP(t *testing.T) {
 	})
 
 	t.Run("TempFailRcpt", func(t *testing.T) {
-		srv := startFakeSMTP(t, withMode(modeTempFailRcpt))
+		srv := StartFakeSMTP(t, WithMode(ModeTempFailRcpt))
 		_, err := selfSend(t, selfClient(t, srv))
 		wantSendError(t, err, []mail.SendErrReason{mail.ErrSMTPRcptTo}, true, 451, "4.3.0")
 		if errors.Is(err, &mail.SendError{Reason: mail.ErrSMTPRcptTo}) {
@@ -317,7 +317,7 @@ func TestFakeSMTP(t *testing.T) {
 	})
 
 	t.Run("AuthFail", func(t *testing.T) {
-		srv := startFakeSMTP(t, withAuth("alice", "secret"), withMode(modeAuthFail))
+		srv := StartFakeSMTP(t, WithAuth("alice", "secret"), WithMode(ModeAuthFail))
 		authOpts := []mail.Option{mail.WithSMTPAuth(mail.SMTPAuthPlain), mail.WithUsername("alice"), mail.WithPassword("secret")}
 
 		_, err := selfSend(t, selfClient(t, srv, authOpts...))
@@ -332,7 +332,7 @@ func TestFakeSMTP(t *testing.T) {
 		wantNoMessages(t, srv)
 
 		// Heal: correct credentials now work.
-		srv.SetMode(modeOK)
+		srv.SetMode(ModeOK)
 		if _, err := selfSend(t, selfClient(t, srv, authOpts...)); err != nil {
 			t.Fatal(err)
 		}
@@ -342,7 +342,7 @@ func TestFakeSMTP(t *testing.T) {
 	})
 
 	t.Run("AuthWrongPassword", func(t *testing.T) {
-		srv := startFakeSMTP(t, withAuth("alice", "secret"))
+		srv := StartFakeSMTP(t, WithAuth("alice", "secret"))
 		_, err := selfSend(t, selfClient(t, srv,
 			mail.WithSMTPAuth(mail.SMTPAuthPlain), mail.WithUsername("alice"), mail.WithPassword("wrong")))
 		wantDialError(t, err)
@@ -354,19 +354,19 @@ func TestFakeSMTP(t *testing.T) {
 	})
 
 	t.Run("AuthRequiredButNotSent", func(t *testing.T) {
-		srv := startFakeSMTP(t, withAuth("alice", "secret"))
+		srv := StartFakeSMTP(t, WithAuth("alice", "secret"))
 		_, err := selfSend(t, selfClient(t, srv))
 		wantSendError(t, err, []mail.SendErrReason{mail.ErrSMTPMailFrom}, false, 530, "5.7.0")
 		wantNoMessages(t, srv)
 	})
 
 	t.Run("DropData", func(t *testing.T) {
-		srv := startFakeSMTP(t, withMode(modeDropData))
+		srv := StartFakeSMTP(t, WithMode(ModeDropData))
 		_, err := selfSend(t, selfClient(t, srv))
 		wantSendError(t, err, []mail.SendErrReason{mail.ErrSMTPDataClose, mail.ErrWriteContent}, false, 0, "")
 		wantNoMessages(t, srv)
 
-		srv.SetMode(modeOK)
+		srv.SetMode(ModeOK)
 		if _, err := selfSend(t, selfClient(t, srv)); err != nil {
 			t.Fatal(err)
 		}
@@ -374,7 +374,7 @@ func TestFakeSMTP(t *testing.T) {
 	})
 
 	t.Run("Slow", func(t *testing.T) {
-		srv := startFakeSMTP(t, withMode(modeSlow), withDelay(5*time.Second))
+		srv := StartFakeSMTP(t, WithMode(ModeSlow), WithDelay(5*time.Second))
 		d, err := selfSend(t, selfClient(t, srv, mail.WithTimeout(400*time.Millisecond)))
 		wantDialError(t, err)
 		if !errors.Is(err, os.ErrDeadlineExceeded) {
@@ -389,7 +389,7 @@ func TestFakeSMTP(t *testing.T) {
 		}
 
 		// Heal: new connections get an immediate greeting.
-		srv.SetMode(modeOK)
+		srv.SetMode(ModeOK)
 		if _, err := selfSend(t, selfClient(t, srv)); err != nil {
 			t.Fatal(err)
 		}
@@ -399,7 +399,7 @@ func TestFakeSMTP(t *testing.T) {
 	t.Run("ContextOnlyBoundsDial", func(t *testing.T) {
 		// ctx expires after 150ms, but go-mail only uses it for net.Dial; the
 		// stalled greeting is cut by WithTimeout (1.2s) instead.
-		srv := startFakeSMTP(t, withMode(modeSlow), withDelay(5*time.Second))
+		srv := StartFakeSMTP(t, WithMode(ModeSlow), WithDelay(5*time.Second))
 		ctx, cancel := context.WithTimeout(context.Background(), 150*time.Millisecond)
 		defer cancel()
 		d, err := selfSendCtx(t, ctx, selfClient(t, srv, mail.WithTimeout(1200*time.Millisecond)))
@@ -413,7 +413,7 @@ func TestFakeSMTP(t *testing.T) {
 	})
 
 	t.Run("SlowData", func(t *testing.T) {
-		srv := startFakeSMTP(t, withMode(modeSlowData), withDelay(5*time.Second))
+		srv := StartFakeSMTP(t, WithMode(ModeSlowData), WithDelay(5*time.Second))
 		d, err := selfSend(t, selfClient(t, srv, mail.WithTimeout(400*time.Millisecond)))
 		wantSendError(t, err, []mail.SendErrReason{mail.ErrSMTPDataClose}, false, 0, "")
 		if !strings.Contains(err.Error(), "i/o timeout") {
@@ -433,21 +433,21 @@ func TestFakeSMTP(t *testing.T) {
 	})
 
 	t.Run("RejectData", func(t *testing.T) {
-		srv := startFakeSMTP(t, withMode(modeRejectData))
+		srv := StartFakeSMTP(t, WithMode(ModeRejectData))
 		_, err := selfSend(t, selfClient(t, srv))
 		wantSendError(t, err, []mail.SendErrReason{mail.ErrSMTPDataClose}, false, 554, "5.7.1")
 		wantNoMessages(t, srv)
 	})
 
 	t.Run("TempFailData", func(t *testing.T) {
-		srv := startFakeSMTP(t, withMode(modeTempFailData))
+		srv := StartFakeSMTP(t, WithMode(ModeTempFailData))
 		_, err := selfSend(t, selfClient(t, srv))
 		wantSendError(t, err, []mail.SendErrReason{mail.ErrSMTPDataClose}, true, 451, "4.3.0")
 		wantNoMessages(t, srv)
 	})
 
 	t.Run("Refuse", func(t *testing.T) {
-		srv := startFakeSMTP(t, withMode(modeRefuse))
+		srv := StartFakeSMTP(t, WithMode(ModeRefuse))
 		_, err := selfSend(t, selfClient(t, srv))
 		wantDialError(t, err)
 		if !errors.Is(err, syscall.ECONNREFUSED) {
@@ -459,7 +459,7 @@ func TestFakeSMTP(t *testing.T) {
 		}
 
 		srv.Restart()
-		if srv.Mode() != modeOK {
+		if srv.Mode() != ModeOK {
 			t.Errorf("mode after Restart = %v, want OK", srv.Mode())
 		}
 		if _, err := selfSend(t, selfClient(t, srv)); err != nil {
@@ -469,12 +469,12 @@ func TestFakeSMTP(t *testing.T) {
 
 		// Runtime round trip: refuse, then heal via SetMode, same port.
 		port := srv.Port
-		srv.SetMode(modeRefuse)
+		srv.SetMode(ModeRefuse)
 		_, err = selfSend(t, selfClient(t, srv))
 		if !errors.Is(err, syscall.ECONNREFUSED) {
-			t.Errorf("after SetMode(modeRefuse): want ECONNREFUSED, got %v", err)
+			t.Errorf("after SetMode(ModeRefuse): want ECONNREFUSED, got %v", err)
 		}
-		srv.SetMode(modeOK)
+		srv.SetMode(ModeOK)
 		if srv.Port != port {
 			t.Errorf("port changed %d -> %d", port, srv.Port)
 		}
@@ -485,7 +485,7 @@ func TestFakeSMTP(t *testing.T) {
 	})
 
 	t.Run("STARTTLS", func(t *testing.T) {
-		srv := startFakeSMTP(t, withSTARTTLS(serverTLS))
+		srv := StartFakeSMTP(t, WithSTARTTLS(serverTLS))
 		_, err := selfSend(t, selfClient(t, srv,
 			mail.WithTLSPortPolicy(mail.TLSMandatory), mail.WithTLSConfig(clientTLS())))
 		if err != nil {
@@ -497,7 +497,7 @@ func TestFakeSMTP(t *testing.T) {
 	})
 
 	t.Run("STARTTLSWithAuth", func(t *testing.T) {
-		srv := startFakeSMTP(t, withSTARTTLS(serverTLS), withAuth("alice", "secret"))
+		srv := StartFakeSMTP(t, WithSTARTTLS(serverTLS), WithAuth("alice", "secret"))
 		_, err := selfSend(t, selfClient(t, srv,
 			mail.WithTLSPortPolicy(mail.TLSMandatory), mail.WithTLSConfig(clientTLS()),
 			mail.WithSMTPAuth(mail.SMTPAuthPlain), mail.WithUsername("alice"), mail.WithPassword("secret")))
@@ -510,7 +510,7 @@ func TestFakeSMTP(t *testing.T) {
 	})
 
 	t.Run("STARTTLSUntrustedCA", func(t *testing.T) {
-		srv := startFakeSMTP(t, withSTARTTLS(serverTLS))
+		srv := StartFakeSMTP(t, WithSTARTTLS(serverTLS))
 		_, err := selfSend(t, selfClient(t, srv, mail.WithTLSPortPolicy(mail.TLSMandatory),
 			mail.WithTLSConfig(&tls.Config{ServerName: "127.0.0.1", MinVersion: tls.VersionTLS12})))
 		wantDialError(t, err)
@@ -523,7 +523,7 @@ func TestFakeSMTP(t *testing.T) {
 	})
 
 	t.Run("STARTTLSConfigWithoutServerName", func(t *testing.T) {
-		srv := startFakeSMTP(t, withSTARTTLS(serverTLS))
+		srv := StartFakeSMTP(t, WithSTARTTLS(serverTLS))
 		_, err := selfSend(t, selfClient(t, srv, mail.WithTLSPortPolicy(mail.TLSMandatory),
 			mail.WithTLSConfig(&tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12})))
 		wantDialError(t, err)
@@ -533,7 +533,7 @@ func TestFakeSMTP(t *testing.T) {
 	})
 
 	t.Run("STARTTLSMandatoryNotOffered", func(t *testing.T) {
-		srv := startFakeSMTP(t) // no STARTTLS
+		srv := StartFakeSMTP(t) // no STARTTLS
 		_, err := selfSend(t, selfClient(t, srv,
 			mail.WithTLSPortPolicy(mail.TLSMandatory), mail.WithTLSConfig(clientTLS())))
 		wantDialError(t, err)
@@ -556,7 +556,7 @@ func TestFakeSMTP(t *testing.T) {
 	t.Run("LeakOnTLSPolicyError", func(t *testing.T) {
 		// Documents that go-mail does not close the connection when the dial
 		// phase fails after the greeting (here: TLS policy check).
-		srv := startFakeSMTP(t)
+		srv := StartFakeSMTP(t)
 		_, err := selfSend(t, selfClient(t, srv, mail.WithTLSPortPolicy(mail.TLSMandatory)))
 		wantDialError(t, err)
 		time.Sleep(100 * time.Millisecond)
@@ -567,7 +567,7 @@ func TestFakeSMTP(t *testing.T) {
 	})
 
 	t.Run("ImplicitTLS", func(t *testing.T) {
-		srv := startFakeSMTP(t, withImplicitTLS(serverTLS))
+		srv := StartFakeSMTP(t, WithImplicitTLS(serverTLS))
 		// WithSSLPort keeps the explicit port because WithPort ran first.
 		_, err := selfSend(t, selfClient(t, srv, mail.WithSSLPort(false), mail.WithTLSConfig(clientTLS())))
 		if err != nil {
@@ -585,7 +585,7 @@ func TestFakeSMTP(t *testing.T) {
 	})
 
 	t.Run("ImplicitTLSUntrustedCA", func(t *testing.T) {
-		srv := startFakeSMTP(t, withImplicitTLS(serverTLS))
+		srv := StartFakeSMTP(t, WithImplicitTLS(serverTLS))
 		_, err := selfSend(t, selfClient(t, srv, mail.WithSSL()))
 		wantDialError(t, err)
 		var cve *tls.CertificateVerificationError
@@ -595,7 +595,7 @@ func TestFakeSMTP(t *testing.T) {
 	})
 
 	t.Run("ImplicitTLSSlow", func(t *testing.T) {
-		srv := startFakeSMTP(t, withImplicitTLS(serverTLS), withMode(modeSlow), withDelay(5*time.Second))
+		srv := StartFakeSMTP(t, WithImplicitTLS(serverTLS), WithMode(ModeSlow), WithDelay(5*time.Second))
 		d, err := selfSend(t, selfClient(t, srv, mail.WithSSL(), mail.WithTLSConfig(clientTLS()),
 			mail.WithTimeout(400*time.Millisecond)))
 		wantDialError(t, err)
@@ -605,7 +605,7 @@ func TestFakeSMTP(t *testing.T) {
 		if d > 2*time.Second {
 			t.Errorf("client took %v, want ~400ms", d)
 		}
-		srv.SetMode(modeOK)
+		srv.SetMode(ModeOK)
 		if _, err := selfSend(t, selfClient(t, srv, mail.WithSSL(), mail.WithTLSConfig(clientTLS()))); err != nil {
 			t.Fatal(err)
 		}
@@ -613,7 +613,7 @@ func TestFakeSMTP(t *testing.T) {
 	})
 
 	t.Run("SSLClientPlainServer", func(t *testing.T) {
-		srv := startFakeSMTP(t)
+		srv := StartFakeSMTP(t)
 		_, err := selfSend(t, selfClient(t, srv, mail.WithSSL(), mail.WithTLSConfig(clientTLS())))
 		wantDialError(t, err)
 		var rhe tls.RecordHeaderError
@@ -623,7 +623,7 @@ func TestFakeSMTP(t *testing.T) {
 	})
 
 	t.Run("PlainClientTLSServer", func(t *testing.T) {
-		srv := startFakeSMTP(t, withImplicitTLS(serverTLS))
+		srv := StartFakeSMTP(t, WithImplicitTLS(serverTLS))
 		_, err := selfSend(t, selfClient(t, srv, mail.WithTimeout(400*time.Millisecond)))
 		wantDialError(t, err)
 		if !errors.Is(err, os.ErrDeadlineExceeded) {
