@@ -91,6 +91,29 @@ func (b tab) do(what string, actions ...chromedp.Action[chromedp.Void]) {
 	}
 }
 
+// doSettled is do for steps that may meet a page still settling after a
+// navigation: Chromium can answer a node lookup with "Could not find node
+// with given id" when the DOM it described was replaced meanwhile (seen on a
+// loaded machine). Such a step is retried, at most three times; the actions
+// must be safe to repeat (the error comes from the node lookup, before any
+// key is sent).
+func (b tab) doSettled(what string, actions ...chromedp.Action[chromedp.Void]) {
+	b.t.Helper()
+	var err error
+	for range 3 {
+		ctx, cancel := context.WithTimeout(b.ctx, stepTimeout)
+		err = chromedp.Do(ctx, actions...)
+		cancel()
+		if err == nil || !strings.Contains(err.Error(), "Could not find node with given id") {
+			break
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	if err != nil {
+		b.t.Fatalf("%s: %v\n%s", what, err, b.state())
+	}
+}
+
 // state describes where the tab is, for a failure message.
 func (b tab) state() string {
 	ctx, cancel := context.WithTimeout(b.ctx, 5*time.Second)
@@ -167,7 +190,8 @@ func (b tab) signIn(mp *mailpit, addr string) string {
 		chromedp.Click(chromedp.CSS("button[type=submit]")),
 		chromedp.WaitVisible(chromedp.CSS("#code")))
 	code := codeFrom(b.t, mp.WaitFor(b.t, addr, 15*time.Second).Text, DefaultCodeLength)
-	b.do("typing the code",
+	b.doSettled("typing the code",
+		chromedp.WaitVisible(chromedp.CSS("#code")),
 		chromedp.SendKeys(chromedp.CSS("#code"), code),
 		chromedp.Click(chromedp.CSS("button[type=submit]")))
 	return code
