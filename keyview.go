@@ -95,7 +95,7 @@ func buildView(own [2]string, stored map[string][]keys.RingKey, t time.Time) (*k
 	}
 	v.kid, v.atKid = cur[own[0]].KeyID, cur[atAlg].KeyID
 	for _, s := range []struct{ typ, alg string }{
-		{claims.TypID, own[0]}, {claims.TypAccess, atAlg}, {claims.TypSession, atAlg},
+		{claims.TypID, own[0]}, {claims.TypAccess, atAlg}, {claims.TypSession, own[0]},
 	} {
 		key := jose.SigningKey{Algorithm: jose.SignatureAlgorithm(s.alg), Key: cur[s.alg]}
 		signer, err := jose.NewSigner(key, (&jose.SignerOptions{}).WithType(jose.ContentType(s.typ)))

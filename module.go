@@ -78,9 +78,8 @@ type Handler struct {
 	// Default: RS256
 	SigningAlg string `json:"signing_alg,omitempty"`
 
-	// AccessTokenAlg is the JWS algorithm of the access token and the
-	// sign-in session: RS256, ES256 or EdDSA. Default: ES256 (signing_alg
-	// with a signing_key_file)
+	// AccessTokenAlg is the JWS algorithm of the access token: RS256, ES256
+	// or EdDSA. Default: ES256 (signing_alg with a signing_key_file)
 	AccessTokenAlg string `json:"access_token_alg,omitempty"`
 
 	// SigningKeyFile is a PEM private key (PKCS#8, PKCS#1 or SEC 1) of

@@ -375,12 +375,13 @@ func verifyWithJWKS(t *testing.T, base, token, addr string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// The session is signed with access_token_alg (ES256 by default).
+	// The session is signed with signing_alg (RS256 by default), as the
+	// id_token: the gate verifies it on every request.
 	var std jwt.Claims
 	var extra struct {
 		Email string `json:"email"`
 	}
-	tok, err := testenv.Verify(doc, token, []jose.SignatureAlgorithm{jose.ES256}, &std, &extra)
+	tok, err := testenv.Verify(doc, token, []jose.SignatureAlgorithm{jose.RS256}, &std, &extra)
 	if tok == nil {
 		t.Fatal(err)
 	}

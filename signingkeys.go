@@ -18,11 +18,14 @@ import (
 )
 
 // signingKeys holds the handler's signers and the public keys the JWKS
-// publishes. The id_token is signed with a key of alg (signing_alg, what
-// OpenID clients expect), the access token and the sign-in session with a
+// publishes. The id_token and the sign-in session are signed with a key of
+// alg (signing_alg, what OpenID clients expect), the access token with a
 // key of atAlg (access_token_alg: read by resource servers and the gate,
 // through the JWKS); both come from the same storage ring and rotate
-// together. The signers are live: each signs with the current key of its
+// together. The session stays on alg because the gate verifies it on every
+// request of a signed-in browser while it is signed once per sign-in, and an
+// RS256 verification costs less than an ES256 one (72 against 115 µs of CPU,
+// BENCHMARKS.md). The signers are live: each signs with the current key of its
 // algorithm, so they outlast rotations. kid, atKid, public and jwksJSON
 // describe the keys as loaded; jwks() and lookup give the current ones.
 // The JWKS lists the current keys first (the id_token's, then the access
@@ -39,7 +42,7 @@ type signingKeys struct {
 	jwksJSON   []byte
 
 	// sessSigner signs the sign-in page's session cookie (typ session+jwt,
-	// atAlg): its own typ keeps a session from passing as an access token,
+	// alg): its own typ keeps a session from passing as an access token,
 	// and the reverse, at the gate.
 	sessSigner jose.Signer
 
