@@ -1,7 +1,6 @@
 package emailotp
 
 import (
-	"encoding/json"
 	"net/http"
 	"path"
 	"strings"
@@ -118,18 +117,6 @@ func (h *Handler) serveJWKS(w http.ResponseWriter, _ *http.Request) {
 	w.Header().Set("Content-Type", "application/jwk-set+json")
 	w.Header().Set("Cache-Control", "public, max-age=300")
 	_, _ = w.Write(h.keys.jwks())
-}
-
-func writeJSON(w http.ResponseWriter, status int, v any) {
-	b, err := json.Marshal(v)
-	if err != nil {
-		status, b = http.StatusInternalServerError, []byte(`{"error":"server_error"}`)
-	}
-	if w.Header().Get("Content-Type") == "" {
-		w.Header().Set("Content-Type", "application/json")
-	}
-	w.WriteHeader(status)
-	_, _ = w.Write(b)
 }
 
 // issuerPath is the path part of the issuer, under which the discovery

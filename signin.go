@@ -4,12 +4,10 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"net/netip"
 	"net/url"
 	"strings"
 	"time"
 
-	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"go.uber.org/zap"
 )
 
@@ -299,23 +297,4 @@ func first(form url.Values, name string) string {
 		return v[0]
 	}
 	return ""
-}
-
-// clientIP is the person's IP as Caddy determined it: the connection's peer,
-// or the forwarded address when the peer is one of the server's
-// trusted_proxies. A request header is never read directly, so a client
-// cannot choose the IP it is counted under.
-func clientIP(r *http.Request) string {
-	s, _ := caddyhttp.GetVar(r.Context(), caddyhttp.ClientIPVarKey).(string)
-	if s == "" {
-		s = r.RemoteAddr
-		if ap, err := netip.ParseAddrPort(s); err == nil {
-			s = ap.Addr().String()
-		}
-	}
-	ip, err := netip.ParseAddr(s)
-	if err != nil {
-		return ""
-	}
-	return ipKey(ip)
 }
