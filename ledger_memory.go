@@ -8,6 +8,9 @@ import (
 	"github.com/caddyserver/caddy/v2"
 )
 
+// The process's memory ledger: the volatile kind, and the cache every
+// storage ledger records into (see memoryLedgerKey).
+
 // ledgers holds, across config reloads, the process's memory ledger and each
 // storage ledger's sweeper, so a reload neither forgets used references nor
 // leaks goroutines.

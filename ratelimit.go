@@ -49,10 +49,6 @@ type RateLimits struct {
 	MaxKeys int `json:"max_keys,omitempty"`
 }
 
-// Eviction: ended windows go first, then live ones below their limit; when
-// every counter is exhausted a new key is refused, so a flood cannot buy
-// an address a fresh allowance.
-
 var (
 	defaultPerAddress = Limit{Count: 5, Window: caddy.Duration(15 * time.Minute)}
 	defaultPerClient  = Limit{Count: 1000, Window: caddy.Duration(time.Minute)}

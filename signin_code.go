@@ -9,6 +9,10 @@ import (
 	"go.uber.org/zap"
 )
 
+// The two answers every code step shares: a send or resend that mailed
+// nothing, and a code spent on its reference (the code form and the mailed
+// link's button both end here).
+
 // sendFailed answers a send or resend that mailed nothing and reports
 // whether it did; refusals are not failures here (see signInStart).
 func (si *signIn) sendFailed(w http.ResponseWriter, p *page, err error) bool {

@@ -7,6 +7,10 @@ import (
 	"go.uber.org/zap"
 )
 
+// The sign-in page's forms: their field names, reading a post with its
+// CSRF check, and where the browser goes afterwards (the sanitized return
+// target and the redirect). Every step of the page reads its post here.
+
 // safeReturn keeps a return target if it is a path on this site
 // (safeReturn), or, with cookie_domain, an absolute http(s) URL on a host
 // under that domain (where the session reaches). Anything else becomes "/".

@@ -3,6 +3,9 @@ package emailotp
 import "time"
 
 // windows are one instance's windows by key, bounded in number (makeRoom).
+// Eviction: ended windows go first, then live ones below their limit; when
+// every window is exhausted a new key is refused, so a flood cannot buy an
+// address a fresh allowance.
 type windows struct {
 	m        map[string]*window
 	max      int
