@@ -1,22 +1,14 @@
 package emailotp
 
 import (
-	"crypto/ecdsa"
-	"crypto/ed25519"
-	"crypto/elliptic"
-	"crypto/rand"
-	"crypto/rsa"
 	"crypto/sha256"
 	"encoding/base64"
 	"errors"
 	"net/http"
 	"net/url"
-	"slices"
 	"strings"
-	"sync"
 	"time"
 
-	"github.com/go-jose/go-jose/v4"
 	"github.com/go-jose/go-jose/v4/jwt"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
@@ -36,22 +28,6 @@ const (
 	maxAssertionBytes = 8 << 10
 	maxJTIBytes       = 256
 )
-
-// assertionAlgs are the algorithms an assertion may be signed with; none and
-// the HMAC algorithms never are (a public key is no secret).
-var assertionAlgs = []jose.SignatureAlgorithm{jose.RS256, jose.PS256, jose.ES256, jose.EdDSA}
-
-func assertionAlgAllowed(alg string) bool {
-	return slices.Contains(assertionAlgs, jose.SignatureAlgorithm(alg))
-}
-
-func assertionAlgNames() []string {
-	out := make([]string, len(assertionAlgs))
-	for i, a := range assertionAlgs {
-		out[i] = string(a)
-	}
-	return out
-}
 
 // hasClientAssertion reports whether the request authenticates by assertion.
 func hasClientAssertion(form url.Values) bool {
@@ -257,21 +233,3 @@ func (h *Handler) tokenAuthAlgs() []string {
 	}
 	return nil
 }
-
-// decoyKeys are public keys no client holds, one per algorithm, generated
-// once per process; a verification against them always fails.
-var decoyKeys = sync.OnceValue(func() map[string]any {
-	m := make(map[string]any, 4)
-	if k, err := rsa.GenerateKey(rand.Reader, 2048); err == nil {
-		m[string(jose.RS256)], m[string(jose.PS256)] = &k.PublicKey, &k.PublicKey
-	}
-	if k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader); err == nil {
-		m[string(jose.ES256)] = &k.PublicKey
-	}
-	if pub, _, err := ed25519.GenerateKey(rand.Reader); err == nil {
-		m[string(jose.EdDSA)] = pub
-	}
-	return m
-})
-
-func decoyKey(alg string) any { return decoyKeys()[alg] }

@@ -13,16 +13,12 @@ import (
 	"net"
 	"net/http"
 	"net/url"
-	"os"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
-	"github.com/caddyserver/caddy/v2"
 	"github.com/go-jose/go-jose/v4"
-
-	"github.com/caddy-email-otp/emailotp/internal/keys"
 )
 
 // Bounds of a client's jwks_uri. Tests shorten the intervals before
@@ -54,32 +50,6 @@ type clientKeys struct {
 	remote *remoteJWKS
 }
 
-// usesKeys reports whether the client authenticates with keys, not a secret.
-func (c *Client) usesKeys() bool {
-	return c.JWKSFile != "" || c.PublicKeyFile != "" || c.JWKSURI != ""
-}
-
-// validateAuth checks that the client has exactly one way to authenticate.
-func (c *Client) validateAuth() error {
-	n := 0
-	for _, s := range []string{c.Secret, c.JWKSFile, c.PublicKeyFile, c.JWKSURI} {
-		if s != "" {
-			n++
-		}
-	}
-	switch {
-	case n == 0:
-		return fmt.Errorf("client %q: secret is required, or one of jwks_file, public_key_file, jwks_uri", c.ID)
-	case n > 1:
-		return fmt.Errorf("client %q: give one of secret, jwks_file, public_key_file, jwks_uri", c.ID)
-	case c.JWKSURIAllowHTTP && c.JWKSURI == "":
-		return fmt.Errorf("client %q: jwks_uri_allow_http without jwks_uri", c.ID)
-	case c.JWKSURI != "":
-		return checkJWKSURI(c.JWKSURI, c.JWKSURIAllowHTTP)
-	}
-	return nil
-}
-
 // checkJWKSURI allows https, and http only to a loopback host or when the
 // operator asked for it: the keys decide who the client is.
 func checkJWKSURI(raw string, allowHTTP bool) error {
@@ -105,54 +75,6 @@ func isLoopbackHost(h string) bool {
 	}
 	ip := net.ParseIP(h)
 	return ip != nil && ip.IsLoopback()
-}
-
-// provisionKeys reads the client's key file or prepares its jwks_uri cache.
-// Placeholders are resolved once, like the secret's.
-func (c *Client) provisionKeys(repl *caddy.Replacer) error {
-	c.keys = nil
-	switch {
-	case c.JWKSFile != "":
-		name := repl.ReplaceAll(c.JWKSFile, "")
-		b, err := os.ReadFile(name)
-		if err != nil {
-			return fmt.Errorf("client %q: jwks_file: %w", c.ID, err)
-		}
-		keys, skipped, err := parseClientJWKS(b)
-		if err == nil && len(skipped) > 0 {
-			err = fmt.Errorf("unusable keys: %s", strings.Join(skipped, "; "))
-		}
-		if err != nil {
-			return fmt.Errorf("client %q: jwks_file %s: %w", c.ID, name, err)
-		}
-		c.keys = &clientKeys{static: keys}
-	case c.PublicKeyFile != "":
-		name := repl.ReplaceAll(c.PublicKeyFile, "")
-		b, err := os.ReadFile(name)
-		if err != nil {
-			return fmt.Errorf("client %q: public_key_file: %w", c.ID, err)
-		}
-		jwk, err := keys.ParseVerificationKey(b)
-		if err != nil {
-			return fmt.Errorf("client %q: public_key_file %s: %w", c.ID, name, err)
-		}
-		// One key: it verifies whatever kid the client names, with any
-		// algorithm its type allows (RSA: RS256 and PS256).
-		jwk.KeyID, jwk.Algorithm = "", ""
-		c.keys = &clientKeys{static: []jose.JSONWebKey{jwk}}
-	case c.JWKSURI != "":
-		uri := repl.ReplaceAll(c.JWKSURI, "")
-		if err := checkJWKSURI(uri, c.JWKSURIAllowHTTP); err != nil {
-			return fmt.Errorf("client %q: %w", c.ID, err)
-		}
-		c.keys = &clientKeys{remote: newRemoteJWKS(uri)}
-	}
-	if c.keys != nil {
-		// The decoy keys an unknown client is checked against: made now,
-		// so the first such request does not pay for an RSA key.
-		go decoyKeys()
-	}
-	return nil
 }
 
 // candidates returns the keys that may have signed an assertion with this

@@ -4,9 +4,12 @@ import (
 	"crypto/sha256"
 	"crypto/subtle"
 	"fmt"
+	"os"
 	"strings"
 
+	"github.com/caddy-email-otp/emailotp/internal/keys"
 	"github.com/caddyserver/caddy/v2"
+	"github.com/go-jose/go-jose/v4"
 	"golang.org/x/net/idna"
 )
 
@@ -148,4 +151,78 @@ func (h *Handler) authenticate(id, secret string) (*Client, bool) {
 	sum := sha256.Sum256([]byte(secret))
 	ok := subtle.ConstantTimeCompare(sum[:], c.secretHash[:]) == 1
 	return c, ok && known && c.keys == nil
+}
+
+// usesKeys reports whether the client authenticates with keys, not a secret.
+func (c *Client) usesKeys() bool {
+	return c.JWKSFile != "" || c.PublicKeyFile != "" || c.JWKSURI != ""
+}
+
+// validateAuth checks that the client has exactly one way to authenticate.
+func (c *Client) validateAuth() error {
+	n := 0
+	for _, s := range []string{c.Secret, c.JWKSFile, c.PublicKeyFile, c.JWKSURI} {
+		if s != "" {
+			n++
+		}
+	}
+	switch {
+	case n == 0:
+		return fmt.Errorf("client %q: secret is required, or one of jwks_file, public_key_file, jwks_uri", c.ID)
+	case n > 1:
+		return fmt.Errorf("client %q: give one of secret, jwks_file, public_key_file, jwks_uri", c.ID)
+	case c.JWKSURIAllowHTTP && c.JWKSURI == "":
+		return fmt.Errorf("client %q: jwks_uri_allow_http without jwks_uri", c.ID)
+	case c.JWKSURI != "":
+		return checkJWKSURI(c.JWKSURI, c.JWKSURIAllowHTTP)
+	}
+	return nil
+}
+
+// provisionKeys reads the client's key file or prepares its jwks_uri cache.
+// Placeholders are resolved once, like the secret's.
+func (c *Client) provisionKeys(repl *caddy.Replacer) error {
+	c.keys = nil
+	switch {
+	case c.JWKSFile != "":
+		name := repl.ReplaceAll(c.JWKSFile, "")
+		b, err := os.ReadFile(name)
+		if err != nil {
+			return fmt.Errorf("client %q: jwks_file: %w", c.ID, err)
+		}
+		keys, skipped, err := parseClientJWKS(b)
+		if err == nil && len(skipped) > 0 {
+			err = fmt.Errorf("unusable keys: %s", strings.Join(skipped, "; "))
+		}
+		if err != nil {
+			return fmt.Errorf("client %q: jwks_file %s: %w", c.ID, name, err)
+		}
+		c.keys = &clientKeys{static: keys}
+	case c.PublicKeyFile != "":
+		name := repl.ReplaceAll(c.PublicKeyFile, "")
+		b, err := os.ReadFile(name)
+		if err != nil {
+			return fmt.Errorf("client %q: public_key_file: %w", c.ID, err)
+		}
+		jwk, err := keys.ParseVerificationKey(b)
+		if err != nil {
+			return fmt.Errorf("client %q: public_key_file %s: %w", c.ID, name, err)
+		}
+		// One key: it verifies whatever kid the client names, with any
+		// algorithm its type allows (RSA: RS256 and PS256).
+		jwk.KeyID, jwk.Algorithm = "", ""
+		c.keys = &clientKeys{static: []jose.JSONWebKey{jwk}}
+	case c.JWKSURI != "":
+		uri := repl.ReplaceAll(c.JWKSURI, "")
+		if err := checkJWKSURI(uri, c.JWKSURIAllowHTTP); err != nil {
+			return fmt.Errorf("client %q: %w", c.ID, err)
+		}
+		c.keys = &clientKeys{remote: newRemoteJWKS(uri)}
+	}
+	if c.keys != nil {
+		// The decoy keys an unknown client is checked against: made now,
+		// so the first such request does not pay for an RSA key.
+		go decoyKeys()
+	}
+	return nil
 }

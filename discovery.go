@@ -1,12 +1,9 @@
 package emailotp
 
 import (
-	"encoding/json"
 	"net/http"
 	"path"
 	"strings"
-
-	"github.com/caddyserver/caddy/v2"
 )
 
 const (
@@ -42,27 +39,6 @@ func (h *Handler) servePublished(w http.ResponseWriter, r *http.Request) bool {
 		return true
 	}
 	return false
-}
-
-// issuer is the configured issuer with placeholders replaced, or the
-// request's origin followed by the issuer path.
-func (h *Handler) issuer(r *http.Request) string { return resolveIssuer(r, h.Issuer, h.basePath) }
-
-// resolveIssuer is the one rule, shared by the handler and the gate, that
-// turns a configured issuer (placeholders allowed) or, when there is none,
-// the request's scheme and host plus basePath into the `iss` of this request.
-func resolveIssuer(r *http.Request, configured, basePath string) string {
-	if configured != "" {
-		if repl, ok := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer); ok {
-			return strings.TrimSuffix(repl.ReplaceAll(configured, ""), "/")
-		}
-		return strings.TrimSuffix(configured, "/")
-	}
-	scheme := "http"
-	if r.TLS != nil {
-		scheme = "https"
-	}
-	return scheme + "://" + r.Host + basePath
 }
 
 // discovery is the OpenID Provider metadata (OpenID Connect Discovery 1.0,
@@ -118,18 +94,6 @@ func (h *Handler) serveJWKS(w http.ResponseWriter, _ *http.Request) {
 	w.Header().Set("Content-Type", "application/jwk-set+json")
 	w.Header().Set("Cache-Control", "public, max-age=300")
 	_, _ = w.Write(h.keys.jwks())
-}
-
-func writeJSON(w http.ResponseWriter, status int, v any) {
-	b, err := json.Marshal(v)
-	if err != nil {
-		status, b = http.StatusInternalServerError, []byte(`{"error":"server_error"}`)
-	}
-	if w.Header().Get("Content-Type") == "" {
-		w.Header().Set("Content-Type", "application/json")
-	}
-	w.WriteHeader(status)
-	_, _ = w.Write(b)
 }
 
 // issuerPath is the path part of the issuer, under which the discovery

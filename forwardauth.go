@@ -97,37 +97,3 @@ func (si *signIn) signInURL(r *http.Request) string {
 	}
 	return iss.Scheme + "://" + iss.Host + si.cfg.Path
 }
-
-// safeReturn keeps a return target if it is a path on this site
-// (safeReturn), or, with cookie_domain, an absolute http(s) URL on a host
-// under that domain (where the session reaches). Anything else becomes "/".
-func (si *signIn) safeReturn(s string) string {
-	if p := safeReturn(s); p != "/" || s == "/" {
-		return p
-	}
-	if si.cfg.CookieDomain == "" || len(s) > 2048 {
-		return "/"
-	}
-	for i := 0; i < len(s); i++ {
-		if c := s[i]; c <= ' ' || c >= 0x7f || c == '\\' {
-			return "/"
-		}
-	}
-	u, err := url.Parse(s)
-	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.User != nil || u.Opaque != "" ||
-		u.Host == "" || !hostUnder(u.Hostname(), si.cfg.CookieDomain) {
-		return "/"
-	}
-	return u.String()
-}
-
-// widenFormAction lets the pages' forms lead to the hosts under
-// cookie_domain: browsers apply the CSP's form-action to the redirect that
-// follows a post, and the code form's redirects to the return URL, which
-// may be on another host under the domain.
-func (si *signIn) widenFormAction(w http.ResponseWriter) {
-	if d := si.cfg.CookieDomain; d != "" {
-		csp := strings.Replace(pageCSP, "form-action 'self'", "form-action 'self' "+d+":* *."+d+":*", 1)
-		w.Header().Set("Content-Security-Policy", csp)
-	}
-}

@@ -104,15 +104,3 @@ func (g *Gate) allows(a address) bool {
 func (g *Gate) issuer(r *http.Request) string {
 	return resolveIssuer(r, g.Issuer, issuerPath("", DefaultTokenPath))
 }
-
-// setOf indexes a list through norm; an empty list gives nil (no limit).
-func setOf(list []string, norm func(string) string) map[string]bool {
-	if len(list) == 0 {
-		return nil
-	}
-	m := make(map[string]bool, len(list))
-	for _, s := range list {
-		m[norm(s)] = true
-	}
-	return m
-}

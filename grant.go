@@ -3,13 +3,11 @@ package emailotp
 import (
 	"bytes"
 	"errors"
-	"fmt"
 	"io"
 	"mime"
 	"net/http"
 	"net/netip"
 	"net/url"
-	"strconv"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -24,59 +22,13 @@ const (
 	paramBody      = "x_globalsign_iam_otp_body"
 	paramReference = "x_globalsign_iam_reference_id"
 	paramCode      = "x_globalsign_iam_otp_code"
-	maxBodyBytes   = 16 << 10
 )
-
-// oauthError is an RFC 6749 §5.2 error answer.
-type oauthError struct {
-	status      int
-	Code        string         `json:"error"`
-	Description string         `json:"error_description,omitempty"`
-	Challenge   *challengeJSON `json:"x_globalsign_iam_challenge,omitempty"`
-	retryAfter  time.Duration
-	basic       bool // answer WWW-Authenticate: Basic
-}
-
-type challengeJSON struct {
-	Reference string `json:"reference"`
-}
-
-func errInvalidRequest(format string, a ...any) *oauthError {
-	return &oauthError{status: http.StatusBadRequest, Code: "invalid_request", Description: fmt.Sprintf(format, a...)}
-}
-
-func errInvalidGrant(desc string) *oauthError {
-	return &oauthError{status: http.StatusBadRequest, Code: "invalid_grant", Description: desc}
-}
-
-func errUnavailable(desc string, retry time.Duration) *oauthError {
-	return &oauthError{status: http.StatusServiceUnavailable, Code: "temporarily_unavailable", Description: desc, retryAfter: retry}
-}
 
 // Descriptions the clients of Ubisecure SSO look for.
 const (
 	descOTPInvalid = "OTP Invalid"
 	descOTPExpired = "OTP Expired"
 )
-
-func writeError(w http.ResponseWriter, e *oauthError) {
-	h := w.Header()
-	h.Set("Cache-Control", "no-store")
-	h.Set("Pragma", "no-cache")
-	if e.basic {
-		h.Set("WWW-Authenticate", `Basic realm="email_otp", charset="UTF-8"`)
-	}
-	if e.retryAfter > 0 {
-		h.Set("Retry-After", strconv.Itoa(int((e.retryAfter+time.Second-1)/time.Second)))
-	}
-	writeJSON(w, e.status, e)
-}
-
-func writeNoStore(w http.ResponseWriter, v any) {
-	w.Header().Set("Cache-Control", "no-store")
-	w.Header().Set("Pragma", "no-cache")
-	writeJSON(w, http.StatusOK, v)
-}
 
 // tokenRequest is a parsed request of this grant.
 type tokenRequest struct {
@@ -213,34 +165,6 @@ func (h *Handler) authenticateRequest(r *http.Request, form url.Values) (*Client
 		return nil, &oauthError{status: http.StatusUnauthorized, Code: "invalid_client", Description: "client authentication failed", basic: basic}
 	}
 	return c, nil
-}
-
-// basicAuth reads RFC 6749 §2.3.1 credentials: Basic, each part
-// form-urlencoded before base64. bad is set when a Basic header is present
-// but unusable.
-func basicAuth(r *http.Request) (id, secret string, ok, bad bool) {
-	hdr := r.Header.Values("Authorization")
-	if len(hdr) == 0 {
-		return "", "", false, false
-	}
-	if len(hdr) > 1 {
-		return "", "", false, true
-	}
-	scheme, _, _ := strings.Cut(hdr[0], " ")
-	if !strings.EqualFold(scheme, "Basic") {
-		return "", "", false, false
-	}
-	u, p, ok := r.BasicAuth()
-	if !ok {
-		return "", "", false, true
-	}
-	var err1, err2 error
-	id, err1 = url.QueryUnescape(u)
-	secret, err2 = url.QueryUnescape(p)
-	if err1 != nil || err2 != nil || id == "" {
-		return "", "", false, true
-	}
-	return id, secret, true, false
 }
 
 func hasScope(scope, want string) bool {

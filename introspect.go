@@ -6,6 +6,8 @@ import (
 	"time"
 
 	"github.com/go-jose/go-jose/v4/jwt"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
 )
 
 // introspectLeeway is the clock skew allowed on iat and nbf between the
@@ -82,4 +84,17 @@ func (h *Handler) serveIntrospect(w http.ResponseWriter, r *http.Request) {
 		out["email"] = at.addr.String()
 	}
 	writeNoStore(w, out)
+}
+
+// logTokenCall writes the one line of a revocation or introspection
+// request: the client and whether the token was taken, with the reason when
+// not; never the token.
+func (h *Handler) logTokenCall(what, client string, err error) {
+	if ce := h.logger.Check(zapcore.InfoLevel, what); ce != nil {
+		outcome, reason := "ok", ""
+		if err != nil {
+			outcome, reason = "ignored", err.Error()
+		}
+		ce.Write(zap.String("client", client), zap.String("outcome", outcome), zap.String("reason", reason))
+	}
 }

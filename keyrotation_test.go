@@ -3,7 +3,6 @@ package emailotp
 import (
 	"context"
 	"errors"
-	"github.com/caddy-email-otp/emailotp/internal/testenv"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -14,6 +13,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/caddy-email-otp/emailotp/internal/testenv"
 
 	"github.com/caddy-email-otp/emailotp/internal/keys"
 

@@ -7,12 +7,13 @@ package emailotp
 import (
 	"context"
 	"fmt"
-	"github.com/caddy-email-otp/emailotp/internal/testenv"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/caddy-email-otp/emailotp/internal/testenv"
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"

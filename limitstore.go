@@ -26,7 +26,7 @@ import (
 //	email_otp/limits/<instance>/<key hash>  one window of one key: start, count, claim
 //
 // An instance publishes its entry for a key before it reads the others'
-// (coordinate in ratelimit.go): of two instances racing on a key, the one
+// (coordinate in counters.go): of two instances racing on a key, the one
 // that reads last sees the other's event, so a key is never admitted past
 // its limit while the storage answers. The instance id is new at each
 // process start; the entries of a previous run stay in storage and count as

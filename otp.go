@@ -333,3 +333,12 @@ func sanitizeError(err error, addr address) string {
 	s = strings.ReplaceAll(s, addr.String(), addr.masked())
 	return strings.ReplaceAll(s, addr.key(), addr.masked())
 }
+
+// attemptsFor is the attempt budget of ch's chain: the stricter of the
+// max_attempts sealed in it and the one configured now.
+func (o *otp) attemptsFor(ch *challenge) int {
+	if ch.MaxAttempts > 0 {
+		return min(o.maxAttempts, ch.MaxAttempts)
+	}
+	return o.maxAttempts
+}

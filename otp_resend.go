@@ -127,12 +127,3 @@ func (o *otp) addressOf(reference string) string {
 	}
 	return ch.Address
 }
-
-// attemptsFor is the attempt budget of ch's chain: the stricter of the
-// max_attempts sealed in it and the one configured now.
-func (o *otp) attemptsFor(ch *challenge) int {
-	if ch.MaxAttempts > 0 {
-		return min(o.maxAttempts, ch.MaxAttempts)
-	}
-	return o.maxAttempts
-}

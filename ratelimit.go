@@ -49,22 +49,6 @@ type RateLimits struct {
 	MaxKeys int `json:"max_keys,omitempty"`
 }
 
-// Eviction: ended windows go first, then live ones below their limit; when
-// every counter is exhausted a new key is refused, so a flood cannot buy
-// an address a fresh allowance.
-
-// Limit is a count per window. A negative count disables the limit.
-type Limit struct {
-	// Count of events allowed per window, negative for no limit. Required.
-	Count int `json:"count"`
-	// Window is the length of the window. Required unless Count is negative.
-	Window caddy.Duration `json:"window"`
-}
-
-func (l *Limit) String() string {
-	return fmt.Sprintf("%d per %s", l.Count, time.Duration(l.Window))
-}
-
 var (
 	defaultPerAddress = Limit{Count: 5, Window: caddy.Duration(15 * time.Minute)}
 	defaultPerClient  = Limit{Count: 1000, Window: caddy.Duration(time.Minute)}
@@ -246,12 +230,6 @@ func warnShortSecret(clientID, secret string) {
 		caddy.Log().Named("http.handlers.email_otp").Warn("client secret shorter than 22 characters: use at least 128 random bits",
 			zap.String("client", clientID), zap.Int("length", len(secret)))
 	}
-}
-
-type check struct {
-	scope string
-	key   string
-	limit Limit
 }
 
 // ipKey groups IPv6 addresses by /64, the block one subscriber usually holds.

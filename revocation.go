@@ -334,3 +334,12 @@ func revocationsOf(storage certmagic.Storage) *revocationList {
 	}
 	return &revocationList{storage: storage, logger: zap.NewNop()}
 }
+
+// validateRevocationRefresh keeps the stated delay of a revocation: at most
+// a minute, and not so short that every instance hammers the storage.
+func validateRevocationRefresh(d caddy.Duration) error {
+	if d != 0 && (d < caddy.Duration(100*time.Millisecond) || d > caddy.Duration(time.Minute)) {
+		return fmt.Errorf("revocation_refresh %s out of range 100ms-60s", time.Duration(d))
+	}
+	return nil
+}

@@ -2,10 +2,7 @@ package emailotp
 
 import (
 	"errors"
-	"fmt"
-	"time"
 
-	"github.com/caddyserver/caddy/v2"
 	"github.com/go-jose/go-jose/v4/jwt"
 )
 
@@ -19,15 +16,6 @@ func issuedAt(c jwt.Claims) int64 {
 		return 0
 	}
 	return c.IssuedAt.Time().Unix()
-}
-
-// validateRevocationRefresh keeps the stated delay of a revocation: at most
-// a minute, and not so short that every instance hammers the storage.
-func validateRevocationRefresh(d caddy.Duration) error {
-	if d != 0 && (d < caddy.Duration(100*time.Millisecond) || d > caddy.Duration(time.Minute)) {
-		return fmt.Errorf("revocation_refresh %s out of range 100ms-60s", time.Duration(d))
-	}
-	return nil
 }
 
 // Cleanup releases the gate's hold on the revocation list; it works after a

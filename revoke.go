@@ -5,7 +5,6 @@ import (
 	"time"
 
 	"go.uber.org/zap"
-	"go.uber.org/zap/zapcore"
 )
 
 // serveRevoke answers RFC 7009 revocation. A client may revoke only its own
@@ -38,17 +37,4 @@ func (h *Handler) serveRevoke(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Cache-Control", "no-store")
 	w.Header().Set("Pragma", "no-cache")
 	w.WriteHeader(http.StatusOK)
-}
-
-// logTokenCall writes the one line of a revocation or introspection
-// request: the client and whether the token was taken, with the reason when
-// not; never the token.
-func (h *Handler) logTokenCall(what, client string, err error) {
-	if ce := h.logger.Check(zapcore.InfoLevel, what); ce != nil {
-		outcome, reason := "ok", ""
-		if err != nil {
-			outcome, reason = "ignored", err.Error()
-		}
-		ce.Write(zap.String("client", client), zap.String("outcome", outcome), zap.String("reason", reason))
-	}
 }

@@ -1,28 +1,8 @@
 package emailotp
 
 import (
-	"errors"
-	"fmt"
 	"net/http"
-	"net/netip"
-	"net/url"
 	"strings"
-	"time"
-
-	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
-	"go.uber.org/zap"
-)
-
-// Form fields of the sign-in pages.
-const (
-	fieldEmail     = "email"
-	fieldCode      = "code"
-	fieldReference = "reference"
-	fieldReturn    = "return"
-	fieldCSRF      = "csrf"
-	// fieldRedirect marks a sign-out form opened with ?return=: after
-	// signing out, the browser goes there rather than to the signed-out page.
-	fieldRedirect = "redirect"
 )
 
 // serveSignIn answers every request under the sign-in path and reports
@@ -114,28 +94,6 @@ func (si *signIn) signInStart(w http.ResponseWriter, r *http.Request) {
 	si.render(w, http.StatusOK, p)
 }
 
-// sendFailed answers a send or resend that mailed nothing and reports
-// whether it did; refusals are not failures here (see signInStart).
-func (si *signIn) sendFailed(w http.ResponseWriter, p *page, err error) bool {
-	var lim *limitedError
-	switch {
-	case err == nil:
-		return false
-	case errors.As(err, &lim):
-		w.Header().Set("Retry-After", fmt.Sprint(int((lim.RetryAfter+time.Second-1)/time.Second)))
-		p.Error = p.T.ErrRateLimit
-		si.render(w, http.StatusTooManyRequests, p)
-	case errors.Is(err, errMailUnavailable):
-		w.Header().Set("Retry-After", "30")
-		p.Error = p.T.ErrMail
-		si.render(w, http.StatusServiceUnavailable, p)
-	default: // the template could not be rendered
-		p.Error = p.T.ErrMail
-		si.render(w, http.StatusServiceUnavailable, p)
-	}
-	return true
-}
-
 // signInVerify checks the code against the reference, as the grant's
 // validation does: every attempt consumes its reference, a wrong code gets a
 // fresh one until max_attempts, and a right code sets the session cookie and
@@ -154,66 +112,6 @@ func (si *signIn) signInVerify(w http.ResponseWriter, r *http.Request) {
 	}, first(form, fieldCode))
 
 	si.verifyCode(w, r, p, ref, code)
-}
-
-// verifyCode spends the reference on the code, for the code form and the
-// mailed link alike, and answers: the session and a redirect, or why not.
-func (si *signIn) verifyCode(w http.ResponseWriter, r *http.Request, p *page, ref, code string) {
-	res, err := si.core.check(r.Context(), checkRequest{client: si.cfg.client, issuer: si.issuer(r), reference: ref, code: code})
-	switch {
-	case errors.Is(err, errBadReference) || errors.Is(err, errWrongClient):
-		p.Error = p.T.ErrStale
-		si.render(w, http.StatusBadRequest, p)
-		return
-	case errors.Is(err, errDomainRefused): // allow_domains changed since the code was sent
-		si.audit.write(auditRefusal, requestRoute(r), res.address, outcomeDomainRefused)
-		p.Error = p.T.ErrStale
-		si.render(w, http.StatusForbidden, p)
-		return
-	case errors.Is(err, errCodeFormat):
-		// Not an attempt: the same reference stays usable.
-		p.Email = res.address
-		si.codeView(p, ref)
-		p.Error = p.T.ErrCodeFormat
-		si.render(w, http.StatusBadRequest, p)
-		return
-	case err != nil:
-		p.Email = res.address
-		w.Header().Set("Retry-After", "5")
-		si.codeView(p, ref)
-		p.Error = p.T.ErrUnavailable
-		si.render(w, http.StatusServiceUnavailable, p)
-		return
-	}
-	p.Email = res.address
-	if res.outcome != outcomeOK {
-		si.audit.write(auditRefusal, requestRoute(r), res.address, res.outcome)
-	}
-	switch res.outcome {
-	case outcomeOK:
-	case outcomeInvalid:
-		si.codeView(p, res.next)
-		p.Error = p.T.ErrCode
-		si.render(w, http.StatusBadRequest, p)
-		return
-	default: // expired, exhausted, replayed: only a new code helps
-		p.Error = p.T.ErrStale
-		si.render(w, http.StatusBadRequest, p)
-		return
-	}
-
-	token, err := si.mintSession(r, res.address, res.authTime)
-	if err != nil {
-		si.logger.Error("signing the session failed", zap.String("client", si.cfg.client.ID), zap.Error(err))
-		w.Header().Set("Retry-After", "5")
-		p.Error = p.T.ErrUnavailable
-		si.render(w, http.StatusServiceUnavailable, p)
-		return
-	}
-	http.SetCookie(w, si.sessionCookie(r, token, int(si.firstExpiry(res.authTime).Sub(res.authTime)/time.Second)))
-	si.audit.write(auditSignIn, requestRoute(r), res.address, "code")
-	si.unbindLink(w, r)
-	si.redirect(w, p)
 }
 
 // signOut ends the session. Only a POST with the CSRF token does: a GET,
@@ -261,61 +159,4 @@ func (si *signIn) signOutForm(w http.ResponseWriter, r *http.Request) {
 		p.View = viewSignedOut
 	}
 	si.render(w, http.StatusOK, p)
-}
-
-// redirect sends the browser to the page's (sanitized) return path.
-func (si *signIn) redirect(w http.ResponseWriter, p *page) {
-	setPageHeaders(w, p.Lang)
-	w.Header().Set("Location", p.Return)
-	w.WriteHeader(http.StatusSeeOther)
-}
-
-// readPost reads a sign-in form post and checks its CSRF token. When it
-// reports false it has already answered.
-func (si *signIn) readPost(w http.ResponseWriter, r *http.Request) (url.Values, *page, bool) {
-	r.Body = http.MaxBytesReader(w, r.Body, maxBodyBytes)
-	err := r.ParseForm()
-	p := si.newPage(w, r, si.safeReturn(first(r.PostForm, fieldReturn)))
-	if err != nil {
-		p.View, p.Error = viewFailed, p.T.ErrForm
-		si.render(w, http.StatusBadRequest, p)
-		return nil, nil, false
-	}
-	if why := csrfProblem(r, si.csrfCookieName(r), first(r.PostForm, fieldCSRF)); why != "" {
-		if ce := si.logger.Check(zap.InfoLevel, "signin refused"); ce != nil {
-			ce.Write(zap.String("client", si.cfg.client.ID), zap.String("outcome", "csrf"),
-				zap.String("reason", why), zap.String("path", r.URL.Path))
-		}
-		p.View, p.Error = viewFailed, p.T.ErrCSRF
-		si.render(w, http.StatusForbidden, p)
-		return nil, nil, false
-	}
-	return r.PostForm, p, true
-}
-
-// first returns the first value of a form field ("" if absent).
-func first(form url.Values, name string) string {
-	if v := form[name]; len(v) > 0 {
-		return v[0]
-	}
-	return ""
-}
-
-// clientIP is the person's IP as Caddy determined it: the connection's peer,
-// or the forwarded address when the peer is one of the server's
-// trusted_proxies. A request header is never read directly, so a client
-// cannot choose the IP it is counted under.
-func clientIP(r *http.Request) string {
-	s, _ := caddyhttp.GetVar(r.Context(), caddyhttp.ClientIPVarKey).(string)
-	if s == "" {
-		s = r.RemoteAddr
-		if ap, err := netip.ParseAddrPort(s); err == nil {
-			s = ap.Addr().String()
-		}
-	}
-	ip, err := netip.ParseAddr(s)
-	if err != nil {
-		return ""
-	}
-	return ipKey(ip)
 }

@@ -2,10 +2,11 @@ package emailotp
 
 import (
 	"fmt"
-	"go.uber.org/zap"
 	"net/http"
 	"strings"
 	"time"
+
+	"go.uber.org/zap"
 
 	"github.com/caddyserver/caddy/v2"
 )
@@ -177,7 +178,7 @@ func (s *SignInConfig) provision(byID map[string]*Client, templateLocales []stri
 		return err
 	}
 	s.pages = pages
-	s.assets, err = loadPageAssets(s)
+	s.assets, err = loadPageAssets(pageLook{Path: s.Path, Logo: s.Logo, TemplateFile: s.TemplateFile, AccentColor: s.AccentColor, CSS: s.CSS})
 	return err
 }
 

@@ -32,8 +32,14 @@ var logoTypes = map[string]string{
 	".jpeg": "image/jpeg", ".webp": "image/webp", ".gif": "image/gif",
 }
 
+// pageLook names the files and colour a page's look comes from, as
+// SignInConfig gives them.
+type pageLook struct {
+	Path, Logo, TemplateFile, AccentColor, CSS string
+}
+
 // loadPageAssets reads the configured logo, CSS and template files.
-func loadPageAssets(s *SignInConfig) (*pageAssets, error) {
+func loadPageAssets(s pageLook) (*pageAssets, error) {
 	a := &pageAssets{page: signinPage, style: signinStyle}
 	read := func(what, name string) ([]byte, error) {
 		b, err := os.ReadFile(name)

@@ -100,15 +100,15 @@ func TestSignInNewOptionErrors(t *testing.T) {
 	must0(t, os.WriteFile(bad, []byte(`{{.NoSuchField}}`), 0o644))
 	must0(t, os.WriteFile(big, make([]byte, maxAssetBytes+1), 0o644))
 	for _, c := range []struct {
-		cfg     SignInConfig
+		cfg     pageLook
 		wantErr string
 	}{
-		{SignInConfig{Logo: bmp}, "want a .png"},
-		{SignInConfig{Logo: filepath.Join(dir, "none.png")}, "no such file"},
-		{SignInConfig{TemplateFile: bad}, "NoSuchField"},
-		{SignInConfig{CSS: big}, "larger than"},
+		{pageLook{Logo: bmp}, "want a .png"},
+		{pageLook{Logo: filepath.Join(dir, "none.png")}, "no such file"},
+		{pageLook{TemplateFile: bad}, "NoSuchField"},
+		{pageLook{CSS: big}, "larger than"},
 	} {
-		if _, err := loadPageAssets(&c.cfg); err == nil || !strings.Contains(err.Error(), c.wantErr) {
+		if _, err := loadPageAssets(c.cfg); err == nil || !strings.Contains(err.Error(), c.wantErr) {
 			t.Errorf("%+v: error %v, want %q", c.cfg, err, c.wantErr)
 		}
 	}

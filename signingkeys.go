@@ -230,3 +230,41 @@ func (k *signingKeys) close() {
 		k.ring.stop()
 	}
 }
+
+// validateKeys checks key_rotation and previous_signing_key_file.
+//
+// Rotation is off by default because a new kid breaks verifiers that copied
+// the public key instead of fetching the JWKS (README: key rotation); a
+// signing_key_file is rotated by its operator through
+// previous_signing_key_file.
+func (h *Handler) validateKeys() error {
+	if h.PreviousSigningKeyFile != "" && h.SigningKeyFile == "" {
+		return fmt.Errorf("previous_signing_key_file needs signing_key_file")
+	}
+	if h.KeyRotation == 0 {
+		return nil
+	}
+	if h.SigningKeyFile != "" {
+		return fmt.Errorf("key_rotation: a signing_key_file is rotated by its operator (move it to previous_signing_key_file)")
+	}
+	least := max(keys.MinRotation, h.longestLifetime())
+	if time.Duration(h.KeyRotation) < least {
+		return fmt.Errorf("key_rotation %s: at least %s (1h, and the longest token or session lifetime)",
+			time.Duration(h.KeyRotation), least)
+	}
+	return nil
+}
+
+// openKeys loads the handler's keys and starts following storage.
+func (h *Handler) openKeys(ctx context.Context, storage certmagic.Storage) (*signingKeys, error) {
+	return openKeys(ctx, storage, keyOptions{
+		alg:      h.SigningAlg,
+		atAlg:    h.AccessTokenAlg,
+		file:     h.SigningKeyFile,
+		prevFile: h.PreviousSigningKeyFile,
+		period:   time.Duration(h.KeyRotation),
+		retain:   h.longestLifetime() + keys.RetireLeeway,
+		logger:   h.logger,
+		follow:   true,
+	})
+}
