@@ -14,83 +14,9 @@ import (
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 )
 
-func TestSignInCaddyfileNewOptions(t *testing.T) {
-	var h Handler
-	err := h.UnmarshalCaddyfile(caddyfile.NewTestDispenser(`email_otp {
-		` + minimalSMTP + `
-		client web {
-			secret s
-			uniform_refusals
-		}
-		signin {
-			client app
-			resend_cooldown 45s
-			mail_link https://intranet.example.com
-			logo /etc/otp/logo.svg
-			accent_color "#0a7d33"
-			css /etc/otp/extra.css
-			template_file /etc/otp/page.html
-			texts fi {
-				sign_in "Tervetuloa"
-				send_code "Lähetä"
-			}
-			texts de {
-				sign_in "Willkommen"
-			}
-		}
-	}`))
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, _ := json.Marshal(h.SignIn)
-	var got map[string]any
-	_ = json.Unmarshal(b, &got)
-	for k, want := range map[string]any{
-		"resend_cooldown": 45e9, "mail_link": "https://intranet.example.com", "logo": "/etc/otp/logo.svg",
-		"accent_color": "#0a7d33", "css": "/etc/otp/extra.css", "template_file": "/etc/otp/page.html",
-	} {
-		if got[k] != want {
-			t.Errorf("JSON %s = %v, want %v", k, got[k], want)
-		}
-	}
-	texts, _ := got["texts"].(map[string]any)
-	if fi, _ := texts["fi"].(map[string]any); fi["sign_in"] != "Tervetuloa" || fi["send_code"] != "Lähetä" {
-		t.Errorf("JSON texts = %v", texts)
-	}
-	if de, _ := texts["de"].(map[string]any); de["sign_in"] != "Willkommen" {
-		t.Errorf("JSON texts = %v", texts)
-	}
-	cb, _ := json.Marshal(h.Clients[1])
-	if !strings.Contains(string(cb), `"uniform_refusals":true`) {
-		t.Errorf("client JSON %s", cb)
-	}
-}
-
-func TestSignInNewOptionErrors(t *testing.T) {
-	for _, c := range []struct{ name, block, wantErr string }{
-		{"accent not hex", `accent_color "#12345g"`, "accent_color"},
-		{"accent name", `accent_color red`, "want #rrggbb"},
-		{"mail_link with path", `mail_link https://example.com/x`, "mail_link"},
-		{"mail_link no scheme", `mail_link example.com`, "mail_link"},
-		{"resend_cooldown too long", `resend_cooldown 2h`, "resend_cooldown"},
-		{"texts unknown key", "texts en {\nsign_up x\n}", `unknown key "sign_up"`},
-		{"texts bad tag", "texts !! {\nsign_in x\n}", "not a BCP 47"},
-		{"texts code_valid without %d", "texts en {\ncode_valid \"soon\"\n}", "exactly one %d"},
-		{"texts resend_wait with %s", "texts en {\nresend_wait \"in %s %d\"\n}", "exactly one %d"},
-	} {
-		t.Run(c.name, func(t *testing.T) {
-			var h Handler
-			input := "email_otp {\n" + minimalSMTP + "\nsignin {\n" + c.block + "\n}\n}"
-			err := h.UnmarshalCaddyfile(caddyfile.NewTestDispenser(input))
-			if err == nil || !strings.Contains(err.Error(), c.wantErr) {
-				t.Errorf("error %v, want one saying %q", err, c.wantErr)
-			}
-		})
-	}
+func TestSignInAssetErrors(t *testing.T) {
 	// Files are read at provision: a missing or unusable one fails there.
 	dir := t.TempDir()
 	bmp := filepath.Join(dir, "logo.bmp")
