@@ -4,7 +4,8 @@
 // (mailpit.go), a fake SMTP server that fails on demand (smtpfake.go) and
 // the Caddy under test as its own process, the real binary (caddyproc.go).
 // The specs stay in the root package's _test.go files; the thin wrappers
-// there (mailpit_test.go, smtpfake_test.go, process_test.go, …) keep the helpers' old names.
+// there (mailpit_test.go, smtpfake_test.go, process_test.go, …) keep the
+// helpers' old names.
 //
 // It is imported only by tests: nothing in the plugin depends on it.
 package testenv
