@@ -26,8 +26,12 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-func caddyBinary(t testing.TB) string { t.Helper(); return testenv.CaddyBinary(t) }
-func dropIdleConns()                  { testenv.DropIdleConns() }
+func dropIdleConns() { testenv.DropIdleConns() }
+
+func runCaddyCommand(t testing.TB, args ...string) ([]byte, error) {
+	t.Helper()
+	return testenv.RunCaddyCommand(t, args...)
+}
 
 func startCaddyProc(t testing.TB, site string, o ...procOpts) *caddyProc {
 	t.Helper()

@@ -93,6 +93,19 @@ func RemoveBuiltCaddy() {
 	}
 }
 
+// RunCaddyCommand runs a one-shot Caddy subcommand (validate, adapt, …)
+// with HOME and the XDG directories under a new temp dir, as an operator
+// runs it before `caddy run`, and returns its combined output and error.
+func RunCaddyCommand(t testing.TB, args ...string) ([]byte, error) {
+	t.Helper()
+	dir := t.TempDir()
+	ctx, cancel := context.WithTimeout(context.Background(), CaddyStartTimeout)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, CaddyBinary(t), args...)
+	cmd.Env, cmd.Dir = environ(dir, nil), dir
+	return cmd.CombinedOutput()
+}
+
 // ProcOpts tune a process of StartCaddy.
 type ProcOpts struct {
 	// Storage is the file_system storage root, shareable between

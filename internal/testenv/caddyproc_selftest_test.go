@@ -153,3 +153,24 @@ func TestCaddyfileRunAsIs(t *testing.T) {
 		t.Errorf("the output does not say why:\n%s", out)
 	}
 }
+
+// TestRunCaddyCommand: a one-shot subcommand says what it finds, and fails
+// for a bad file.
+func TestRunCaddyCommand(t *testing.T) {
+	dir := t.TempDir()
+	good, bad := filepath.Join(dir, "good"), filepath.Join(dir, "bad")
+	for f, src := range map[string]string{
+		good: "{\n\tadmin off\n}\n\nhttp://127.0.0.1:1 {\n\trespond ok\n}\n",
+		bad:  "http://127.0.0.1:1 {\n\tno_such_directive\n}\n",
+	} {
+		if err := os.WriteFile(f, []byte(src), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if out, err := RunCaddyCommand(t, "validate", "--config", good, "--adapter", "caddyfile"); err != nil || !strings.Contains(string(out), "Valid configuration") {
+		t.Errorf("validate of a good file: %v\n%s", err, out)
+	}
+	if out, err := RunCaddyCommand(t, "validate", "--config", bad, "--adapter", "caddyfile"); err == nil || !strings.Contains(string(out), "no_such_directive") {
+		t.Errorf("validate of a bad file: %v\n%s", err, out)
+	}
+}
