@@ -86,7 +86,7 @@ func TestAccessTokenAlgOtherProcess(t *testing.T) {
 		respond "user={http.auth.user.id}" 200
 	}`)
 	mp := startMailpit(t)
-	issuer := startCaddyProc(t, otpSite(mp.SMTPPort, "\t\tissuer "+iss), procOpts{storage: gate.Storage})
+	issuer := startCaddyProc(t, otpSite(mp.SMTPPort, "\t\tissuer "+iss), procOpts{Storage: gate.Storage})
 
 	ref, code := initiateAt(t, issuer.Base, mp, "far@example.com")
 	a := post(t, issuer.Base+tokenPath, validateForm(ref, code), appCreds)

@@ -214,8 +214,8 @@ func TestReloadMaxAttempts(t *testing.T) {
 func TestReferenceBoundAcrossProcesses(t *testing.T) {
 	mp := startMailpit(t)
 	storage := filepath.Join(t.TempDir(), "storage")
-	A := startCaddyProc(t, webSite(mp.SMTPPort, "", ""), procOpts{storage: storage})
-	B := startCaddyProc(t, webSite(mp.SMTPPort, "", ""), procOpts{storage: storage})
+	A := startCaddyProc(t, webSite(mp.SMTPPort, "", ""), procOpts{Storage: storage})
+	B := startCaddyProc(t, webSite(mp.SMTPPort, "", ""), procOpts{Storage: storage})
 	const addr = "procs@example.com"
 	a := post(t, A.Base+tokenPath, initiateForm(addr), webCreds)
 	code := codeFrom(t, mp.WaitFor(t, addr, 15*time.Second).Text, DefaultCodeLength)

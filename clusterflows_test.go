@@ -11,47 +11,12 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"os/exec"
 	"path/filepath"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 )
-
-// restart starts a new process in place of p, which must have exited: same
-// Caddyfile, ports, storage and environment, as a supervisor restarts a
-// crashed instance.
-func (p *caddyProc) restart(t *testing.T) *caddyProc {
-	t.Helper()
-	if p.Exited() == nil {
-		t.Fatal("restart of a running process")
-	}
-	q := &caddyProc{
-		Base: p.Base, AdminAddr: p.AdminAddr, Storage: p.Storage, Config: p.Config,
-		bin: p.bin, dir: p.dir, port: p.port, env: p.env,
-		done: make(chan struct{}), out: &syncBuffer{},
-	}
-	q.cmd = exec.Command(q.bin, "run", "--config", q.Config, "--adapter", "caddyfile")
-	q.cmd.Env, q.cmd.Dir, q.cmd.Stdout, q.cmd.Stderr = q.env, q.dir, q.out, q.out
-	if err := q.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() {
-		_ = q.cmd.Wait()
-		close(q.done)
-	}()
-	t.Cleanup(func() {
-		q.Stop(t)
-		if t.Failed() {
-			t.Logf("restarted caddy process %s output:\n%s", q.Base, q.out.String())
-		}
-	})
-	if err := q.waitReady(); err != nil {
-		t.Fatal(err)
-	}
-	return q
-}
 
 func TestClusterFlowsKill(t *testing.T) {
 	mp := startMailpit(t)
@@ -65,7 +30,7 @@ func TestClusterFlowsKill(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			procs[i], errs[i] = launchCaddyProc(t, site, procOpts{storage: storage})
+			procs[i], errs[i] = launchCaddyProc(t, site, procOpts{Storage: storage})
 		}()
 	}
 	wg.Wait()
@@ -191,9 +156,9 @@ func TestClusterFlowsKill(t *testing.T) {
 	mu.Lock()
 	down = true
 	mu.Unlock()
-	procs[victim].kill(t)
+	procs[victim].Kill(t)
 	killedAt := next.Load()
-	restarted := procs[victim].restart(t)
+	restarted := procs[victim].Restart(t)
 	procs[victim] = restarted
 	mu.Lock()
 	down = false

@@ -39,14 +39,14 @@ func TestForwardAuth(t *testing.T) {
 			cookie_domain example.test
 		}
 `, authBase))
-	auth := startCaddyProc(t, authSite, procOpts{anyHost: true, port: authPort})
+	auth := startCaddyProc(t, authSite, procOpts{AnyHost: true, Port: authPort})
 	startCaddyProc(t, fmt.Sprintf(`
 	forward_auth 127.0.0.1:%d {
 		uri %s/auth
 		copy_headers %s
 	}
 	respond "app {host} {path} verified={http.request.header.X-Email-OTP-Email}" 200
-`, authPort, signinPath, forwardAuthHeader), procOpts{anyHost: true, port: appPort})
+`, authPort, signinPath, forwardAuthHeader), procOpts{AnyHost: true, Port: appPort})
 	app := func(host string) string { return fmt.Sprintf("http://%s.example.test:%d", host, appPort) }
 
 	ctx := newChromium(t, chromedp.Flag("host-resolver-rules", "MAP *.example.test 127.0.0.1"))

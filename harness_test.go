@@ -185,3 +185,13 @@ func do(t testing.TB, req *http.Request) answer {
 	}
 	return a
 }
+
+// httpGet fetches a URL.
+func httpGet(t testing.TB, u string) answer {
+	t.Helper()
+	req, err := http.NewRequest(http.MethodGet, u, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return do(t, req)
+}

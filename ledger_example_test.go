@@ -5,103 +5,11 @@ package emailotp
 // SIGTERM and after reloads that change the ledger setting.
 
 import (
-	"fmt"
 	"net/http"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"regexp"
-	"strings"
 	"testing"
 	"time"
 )
-
-// exampleRun starts Caddyfile.example as `caddy run` does, with the
-// environment the README documents pointing it at test ports, and Caddy's
-// data directory (its default storage) kept across the processes it starts.
-type exampleRun struct {
-	file, data, site, admin string
-	env                     []string
-}
-
-func newExampleRun(t *testing.T, smtpPort int) *exampleRun {
-	t.Helper()
-	file, err := filepath.Abs("Caddyfile.example")
-	if err != nil {
-		t.Fatal(err)
-	}
-	dir := t.TempDir()
-	ports := freePorts(t, 2)
-	ex := &exampleRun{
-		file:  file,
-		data:  filepath.Join(dir, "data"),
-		site:  fmt.Sprintf("http://127.0.0.1:%d", ports[0]),
-		admin: fmt.Sprintf("localhost:%d", ports[1]),
-	}
-	ex.env = append(os.Environ(),
-		"EMAIL_OTP_SITE="+ex.site,
-		fmt.Sprintf("EMAIL_OTP_ADMIN_PORT=%d", ports[1]),
-		"SMTP_HOST=127.0.0.1",
-		fmt.Sprintf("SMTP_PORT=%d", smtpPort),
-		"EMAIL_OTP_CLIENT_SECRET=demo-secret",
-		"HOME="+filepath.Join(dir, "home"),
-		"XDG_CONFIG_HOME="+filepath.Join(dir, "config"),
-		"XDG_DATA_HOME="+ex.data,
-	)
-	return ex
-}
-
-// start runs a new Caddy process on the example and waits until it serves.
-func (ex *exampleRun) start(t *testing.T) *caddyProc {
-	t.Helper()
-	p := &caddyProc{
-		Base: ex.site, AdminAddr: ex.admin, Config: ex.file,
-		bin: caddyBinary(t), dir: t.TempDir(), env: ex.env,
-		done: make(chan struct{}), out: &syncBuffer{},
-	}
-	p.cmd = exec.Command(p.bin, "run", "--config", ex.file, "--adapter", "caddyfile")
-	p.cmd.Env, p.cmd.Dir, p.cmd.Stdout, p.cmd.Stderr = p.env, p.dir, p.out, p.out
-	if err := p.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() {
-		_ = p.cmd.Wait()
-		close(p.done)
-	}()
-	t.Cleanup(func() {
-		p.Stop(t)
-		if t.Failed() {
-			t.Logf("caddy process output:\n%s", p.out.String())
-		}
-	})
-	if err := p.waitReady(); err != nil {
-		t.Fatal(err)
-	}
-	return p
-}
-
-// kill ends the process with SIGKILL, as a crash would.
-func (p *caddyProc) kill(t *testing.T) {
-	t.Helper()
-	if err := p.cmd.Process.Kill(); err != nil {
-		t.Fatal(err)
-	}
-	<-p.done
-}
-
-// loadText posts a whole Caddyfile to the admin API's /load.
-func (p *caddyProc) loadText(t *testing.T, caddyfile string) {
-	t.Helper()
-	req, err := http.NewRequest(http.MethodPost, "http://"+p.AdminAddr+"/load", strings.NewReader(caddyfile))
-	if err != nil {
-		t.Fatal(err)
-	}
-	req.Header.Set("Content-Type", "text/caddyfile")
-	if a := do(t, req); a.Status != http.StatusOK {
-		t.Fatalf("admin /load: %s", a)
-	}
-	dropIdleConns()
-}
 
 var exampleCreds = []string{"demo-app", "demo-secret"}
 
@@ -143,7 +51,6 @@ var exampleLedgerLine = regexp.MustCompile(`(?m)^\t\t# ledger .*$`)
 
 func TestExampleLedgerDurable(t *testing.T) {
 	mp := startMailpit(t)
-	ex := newExampleRun(t, mp.SMTPPort)
 	shipped := readFile(t, "Caddyfile.example")
 	if !exampleLedgerLine.MatchString(shipped) {
 		t.Fatal("Caddyfile.example has no commented ledger line to change in a reload")
@@ -152,12 +59,13 @@ func TestExampleLedgerDurable(t *testing.T) {
 		return exampleLedgerLine.ReplaceAllString(shipped, "\t\tledger "+kind)
 	}
 
-	p := ex.start(t)
+	// Caddy's data directory, its default storage, stays across restarts.
+	p := startExample(t, "Caddyfile.example", mp.SMTPPort, map[string]string{"EMAIL_OTP_CLIENT_SECRET": "demo-secret"})
 	used := [][2]string{exampleFlow(t, p, mp, "durable-1@example.com")}
 	pendingRef, pendingCode := examplePending(t, p, mp, "durable-pending@example.com")
 
-	p.kill(t)
-	p = ex.start(t)
+	p.Kill(t)
+	p = p.Restart(t)
 	replayAll(t, p, "after kill -9", used)
 	// the keys survived too: a reference issued before the crash still works
 	if a := post(t, p.Base+tokenPath, validateForm(pendingRef, pendingCode), exampleCreds); a.Status != http.StatusOK {
@@ -166,23 +74,29 @@ func TestExampleLedgerDurable(t *testing.T) {
 	used = append(used, [2]string{pendingRef, pendingCode}, exampleFlow(t, p, mp, "durable-2@example.com"))
 
 	p.Stop(t) // SIGTERM
-	if code := p.cmd.ProcessState.ExitCode(); code != 0 {
+	if code := p.ExitCode(); code != 0 {
 		t.Errorf("exit code %d after SIGTERM", code)
 	}
-	p = ex.start(t)
+	p = p.Restart(t)
 	replayAll(t, p, "after SIGTERM", used)
 	used = append(used, exampleFlow(t, p, mp, "durable-3@example.com"))
 
+	load := func(caddyfile string) {
+		t.Helper()
+		if err := p.LoadCaddyfile(caddyfile); err != nil {
+			t.Fatal(err)
+		}
+	}
 	for _, kind := range []string{"memory", "storage"} {
-		p.loadText(t, withLedger(kind))
+		load(withLedger(kind))
 		replayAll(t, p, "after a reload to ledger "+kind, used)
 		used = append(used, exampleFlow(t, p, mp, "durable-"+kind+"@example.com"))
 	}
-	p.loadText(t, shipped)
+	load(shipped)
 	replayAll(t, p, "after a reload back to the shipped example", used)
 
-	p.kill(t)
-	p = ex.start(t)
+	p.Kill(t)
+	p = p.Restart(t)
 	// The one reference used under "ledger memory" is that ledger's risk;
 	// every other one must still be refused.
 	var durable [][2]string

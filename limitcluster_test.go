@@ -20,7 +20,7 @@ func TestClusterLimits(t *testing.T) {
 	const n = 3
 	var procs [n]*caddyProc
 	for i := range procs {
-		procs[i] = startCaddyProc(t, site, procOpts{storage: storage})
+		procs[i] = startCaddyProc(t, site, procOpts{Storage: storage})
 	}
 	const bound = n - 1 // the stated slack: one per extra instance
 

@@ -3,7 +3,6 @@ package emailotp
 import (
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -93,7 +92,6 @@ func TestProvisionErrors(t *testing.T) {
 // TestProvisionErrorsValidate: `caddy validate`, the command the README
 // points to, exits non-zero with the same message for each of these.
 func TestProvisionErrorsValidate(t *testing.T) {
-	bin := caddyBinary(t)
 	for _, c := range provisionFileCases(t) {
 		t.Run(c.name, func(t *testing.T) {
 			dir := t.TempDir()
@@ -103,9 +101,7 @@ func TestProvisionErrorsValidate(t *testing.T) {
 			if err := os.WriteFile(cf, []byte(src), 0o600); err != nil {
 				t.Fatal(err)
 			}
-			cmd := exec.Command(bin, "validate", "--config", cf, "--adapter", "caddyfile")
-			cmd.Env = append(os.Environ(), "XDG_CONFIG_HOME="+filepath.Join(dir, "config"), "XDG_DATA_HOME="+filepath.Join(dir, "data"))
-			out, err := cmd.CombinedOutput()
+			out, err := runCaddyCommand(t, "validate", "--config", cf, "--adapter", "caddyfile")
 			if err == nil {
 				t.Fatalf("caddy validate accepted it:\n%s", out)
 			}

@@ -22,7 +22,7 @@ func TestRevocationTwoInstances(t *testing.T) {
 	const issuer = "https://idp.example/uas"
 	site := revokeSite("\t\tissuer "+issuer, "\t\t\tissuer "+issuer+"\n\t\t\trevocation_refresh 1s")
 	a := startCaddyProc(t, site)
-	b := startCaddyProc(t, site, procOpts{storage: a.Storage})
+	b := startCaddyProc(t, site, procOpts{Storage: a.Storage})
 	m := newMinter(t, a.Storage, "RS256", issuer)
 
 	gate := func(p *caddyProc, tok string) int {

@@ -115,7 +115,7 @@ func TestSignOutEverywhere(t *testing.T) {
 	mp := startMailpit(t)
 	site := sessionSite(mp.SMTPPort, "", "")
 	a := startCaddyProc(t, site)
-	bp := startCaddyProc(t, site, procOpts{storage: a.Storage})
+	bp := startCaddyProc(t, site, procOpts{Storage: a.Storage})
 	m := newMinter(t, a.Storage, "RS256", clusterIssuer)
 	const ann, bob = "ann@example.com", "bob@example.com"
 
@@ -236,7 +236,7 @@ func TestIdleTimeoutTwoInstances(t *testing.T) {
 	mp := startMailpit(t)
 	site := sessionSite(mp.SMTPPort, "\t\t\tidle_timeout 6s\n\t\t\taudit_log_address full", "")
 	a := startCaddyProc(t, site)
-	bp := startCaddyProc(t, site, procOpts{storage: a.Storage})
+	bp := startCaddyProc(t, site, procOpts{Storage: a.Storage})
 	const addr = "idle@example.com"
 
 	c := signInClient(t, mp, a.Base, addr)

@@ -133,7 +133,7 @@ func TestStateRestart(t *testing.T) {
 	// reference is bound to the issuer (and token path) that sent it.
 	site := otpSite(mp.SMTPPort, "\t\tledger storage\n\t\tissuer "+sharedIssuer)
 
-	p1 := startCaddyProc(t, site, procOpts{storage: storage})
+	p1 := startCaddyProc(t, site, procOpts{Storage: storage})
 	pending, pendingCode := initiateAt(t, p1.Base, mp, "restart-pending@example.com")
 	used, usedCode := initiateAt(t, p1.Base, mp, "restart-used@example.com")
 	if a := validateAt(t, p1.Base, used, usedCode); a.Status != http.StatusOK {
@@ -142,7 +142,7 @@ func TestStateRestart(t *testing.T) {
 	raw1, set1 := jwksAt(t, p1.Base)
 	p1.Stop(t)
 
-	p2 := startCaddyProc(t, site, procOpts{storage: storage})
+	p2 := startCaddyProc(t, site, procOpts{Storage: storage})
 	raw2, _ := jwksAt(t, p2.Base)
 	if string(raw1) != string(raw2) {
 		t.Errorf("JWKS changed across restart:\n%s\n%s", raw1, raw2)
@@ -213,7 +213,7 @@ func TestStateCluster(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			t0 := time.Now()
-			procs[i], errs[i] = launchCaddyProc(t, site, procOpts{storage: storage})
+			procs[i], errs[i] = launchCaddyProc(t, site, procOpts{Storage: storage})
 			starts[i] = time.Since(t0)
 		}()
 	}
@@ -476,7 +476,7 @@ func TestStateStorageUnwritable(t *testing.T) {
 
 	t.Run("whole storage", func(t *testing.T) {
 		bad := unwritableDir(t)
-		_, err := launchCaddyProc(t, storageSite, procOpts{storage: bad})
+		_, err := launchCaddyProc(t, storageSite, procOpts{Storage: bad})
 		if err == nil {
 			t.Fatal("Caddy started on an unwritable storage")
 		}
@@ -489,7 +489,7 @@ func TestStateStorageUnwritable(t *testing.T) {
 
 	t.Run("ledger only", func(t *testing.T) {
 		storage := filepath.Join(t.TempDir(), "storage")
-		p := startCaddyProc(t, otpSite(mp.SMTPPort, "\t\tledger memory"), procOpts{storage: storage})
+		p := startCaddyProc(t, otpSite(mp.SMTPPort, "\t\tledger memory"), procOpts{Storage: storage})
 		// keys exist; now the ledger's place in storage is a file
 		if err := os.WriteFile(filepath.Join(storage, "email_otp", "ledger"), []byte("x"), 0o600); err != nil {
 			t.Fatal(err)
@@ -503,7 +503,7 @@ func TestStateStorageUnwritable(t *testing.T) {
 		if a := validateAt(t, p.Base, ref, code); a.Status != http.StatusOK {
 			t.Errorf("old config after the refused reload: %s", a)
 		}
-		_, err = launchCaddyProc(t, storageSite, procOpts{storage: storage})
+		_, err = launchCaddyProc(t, storageSite, procOpts{Storage: storage})
 		if err == nil || !strings.Contains(err.Error(), "ledger storage is not writable") {
 			t.Errorf("start on an unwritable ledger: err = %v", err)
 		}

@@ -1,9 +1,12 @@
 // Package testenv holds what the plugin's tests share and do not specify,
 // each with its self-test: a clock the test moves (clock.go), the JWKS
 // checker a relying party would be (jwks.go), a real mailpit process
-// (mailpit.go) and a fake SMTP server that fails on demand (smtpfake.go).
+// (mailpit.go), a fake SMTP server that fails on demand (smtpfake.go) and
+// the Caddy under test as its own process, the real binary (caddyproc.go,
+// caddybinary.go).
 // The specs stay in the root package's _test.go files; the thin wrappers
-// there (mailpit_test.go, smtpfake_test.go, …) keep the helpers' old names.
+// there (mailpit_test.go, smtpfake_test.go, process_test.go, …) keep the
+// helpers' old names.
 //
 // It is imported only by tests: nothing in the plugin depends on it.
 package testenv
