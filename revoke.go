@@ -12,7 +12,8 @@ import (
 // gets the same 200 and changes nothing (RFC 7009 §2.2), so the answer
 // tells nothing about the token. The token's jti goes on the revocation
 // list until the token expires; token_type_hint is not needed (there is
-// one kind of token) and is ignored, as §2.1 allows.
+// one kind of token) and is ignored, as §2.1 allows. A revocation that
+// took effect gets an audit line, as the admin API's and sign-out's do.
 func (h *Handler) serveRevoke(w http.ResponseWriter, r *http.Request) {
 	form, c, oerr := h.readClientRequest(w, r)
 	if oerr != nil {
@@ -32,6 +33,7 @@ func (h *Handler) serveRevoke(w http.ResponseWriter, r *http.Request) {
 			writeError(w, errUnavailable("the revocation could not be stored", 5*time.Second))
 			return
 		}
+		h.auditLog().write(auditRevocation, requestRoute(r), at.addr.String(), "rfc7009", zap.String("client", c.ID))
 	}
 	h.logTokenCall("revocation", c.ID, err)
 	w.Header().Set("Cache-Control", "no-store")

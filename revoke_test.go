@@ -161,6 +161,18 @@ func TestRevocationEndpoints(t *testing.T) {
 		if a := rawIntrospect(tok); string(a.Body) != `{"active":false}` {
 			t.Errorf("revoked token introspects as %s", a)
 		}
+		// One audit line for the revocation that took effect, masked, with
+		// the client; none for the other client's attempt.
+		logs := tc.Logs(t)
+		if n := strings.Count(logs, `"reason":"rfc7009"`); n != 1 {
+			t.Errorf("%d audit lines for an RFC 7009 revocation, want 1:\n%s", n, logs)
+		}
+		if !strings.Contains(logs, `"event":"revocation","route":"`+strings.TrimPrefix(tc.Base, "http://")+`/uas/oauth2/revocation","address":"a***@example.com","reason":"rfc7009","client":"app"`) {
+			t.Errorf("no RFC 7009 audit line:\n%s", logs)
+		}
+		if strings.Contains(logs, tok) {
+			t.Error("the token is in the log")
+		}
 		if !admitted(m.at(t, "alice@example.com", nil)) {
 			t.Error("revoking one token refused another")
 		}

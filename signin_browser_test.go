@@ -94,10 +94,12 @@ func (b tab) do(what string, actions ...chromedp.Action[chromedp.Void]) {
 
 // doSettled is do for steps that may meet a page still settling after a
 // navigation: Chromium can answer a node lookup with "Could not find node
-// with given id" when the DOM it described was replaced meanwhile (seen on a
-// loaded machine). Such a step is retried, at most three times; the actions
-// must be safe to repeat (the error comes from the node lookup, before any
-// key is sent).
+// with given id" when the DOM it described was replaced meanwhile, or a
+// command with "Inspected target navigated or closed" when a navigation of
+// the tab's own (a fresh context's about:blank) lands during it (both seen
+// on a loaded machine). Such a step is retried, at most three times; the
+// actions must be safe to repeat (a node lookup before any key is sent, or
+// a GET that changes nothing).
 func (b tab) doSettled(what string, actions ...chromedp.Action[chromedp.Void]) {
 	b.t.Helper()
 	var err error
@@ -105,7 +107,8 @@ func (b tab) doSettled(what string, actions ...chromedp.Action[chromedp.Void]) {
 		ctx, cancel := context.WithTimeout(b.ctx, stepTimeout)
 		err = chromedp.Do(ctx, actions...)
 		cancel()
-		if err == nil || !strings.Contains(err.Error(), "Could not find node with given id") {
+		if err == nil || !(strings.Contains(err.Error(), "Could not find node with given id") ||
+			strings.Contains(err.Error(), "Inspected target navigated or closed")) {
 			break
 		}
 		time.Sleep(200 * time.Millisecond)
