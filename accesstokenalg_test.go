@@ -177,8 +177,8 @@ func TestAccessTokenAlgUpgrade(t *testing.T) {
 		t.Fatal(err)
 	}
 	kids := jwksKIDs(t, sk.jwks())
-	if len(kids) != 2 || kids[0] != old.kid {
-		t.Fatalf("JWKS %v: want the RS256 key %s, then the new ES256 key", kids, old.kid)
+	if len(kids) != 2 || kids[0] != old.loaded().kid {
+		t.Fatalf("JWKS %v: want the RS256 key %s, then the new ES256 key", kids, old.loaded().kid)
 	}
 	atHeader := func() map[string]any {
 		t.Helper()
@@ -188,7 +188,7 @@ func TestAccessTokenAlgUpgrade(t *testing.T) {
 		}
 		return jwtHeader(t, tok)
 	}
-	if h := atHeader(); h["kid"] != old.kid || h["alg"] != "RS256" {
+	if h := atHeader(); h["kid"] != old.loaded().kid || h["alg"] != "RS256" {
 		t.Errorf("access token during pre-publication: %v, want the RS256 key", h)
 	}
 	clk.Advance(keys.Prepublish)
@@ -204,7 +204,7 @@ func TestAccessTokenAlgUpgrade(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if h := jwtHeader(t, tok); h["alg"] != "ES256" || h["kid"] != fresh.atKid || fresh.atKid == fresh.kid {
+	if h := jwtHeader(t, tok); h["alg"] != "ES256" || h["kid"] != fresh.loaded().atKid || fresh.loaded().atKid == fresh.loaded().kid {
 		t.Errorf("new storage: access token %v, want its own ES256 key at once", h)
 	}
 }

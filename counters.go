@@ -364,12 +364,6 @@ func (c *counters) lockStripes(checks []check) func() {
 	}
 }
 
-func (c *counters) len() int {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return len(c.m)
-}
-
 // Destruct stops the sweeper of the shared counts.
 func (c *counters) Destruct() error {
 	if c.store != nil {

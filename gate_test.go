@@ -231,12 +231,12 @@ func TestGate(t *testing.T) {
 
 	// Crafted tokens signed with this deployment's key, from its storage.
 	m := newMinter(t, tc.Storage, "RS256", issuer)
-	if kid := jwtHeader(t, aliceID)["kid"]; kid != m.keys.kid {
-		t.Fatalf("storage RS256 key kid %s, real id_token kid %v", m.keys.kid, kid)
+	if kid := jwtHeader(t, aliceID)["kid"]; kid != m.keys.loaded().kid {
+		t.Fatalf("storage RS256 key kid %s, real id_token kid %v", m.keys.loaded().kid, kid)
 	}
 	// The access token is signed with the access_token_alg key (ES256 by
 	// default) of the same storage.
-	if h := jwtHeader(t, aliceAT); h["kid"] != newMinter(t, tc.Storage, "ES256", issuer).keys.kid || h["alg"] != "ES256" {
+	if h := jwtHeader(t, aliceAT); h["kid"] != newMinter(t, tc.Storage, "ES256", issuer).keys.loaded().kid || h["alg"] != "ES256" {
 		t.Fatalf("real access token header %v: want the storage ES256 key", h)
 	}
 
@@ -339,12 +339,12 @@ func TestGate(t *testing.T) {
 		n := time.Now()
 		claims := map[string]any{"iss": issuer, "sub": "mallory@example.com", "aud": []string{"app"}, "client_id": "app",
 			"iat": n.Unix(), "exp": n.Add(time.Hour).Unix(), "jti": "x"}
-		none := rawJWS(t, map[string]any{"alg": "none", "typ": "at+jwt", "kid": m.keys.kid}, claims, func(string) []byte { return nil })
+		none := rawJWS(t, map[string]any{"alg": "none", "typ": "at+jwt", "kid": m.keys.loaded().kid}, claims, func(string) []byte { return nil })
 		wantRefused(t, tc.gate(t, gateReq{path: "/who/", bearer: none}), true)
 
 		// HS256 keyed with the RSA public key, in every encoding a confused
 		// verifier might use: PEM, DER, and the JWKS's modulus.
-		pub := m.keys.public.Keys[0]
+		pub := m.keys.loaded().public.Keys[0]
 		der, err := x509.MarshalPKIXPublicKey(pub.Key)
 		if err != nil {
 			t.Fatal(err)
@@ -355,7 +355,7 @@ func TestGate(t *testing.T) {
 			"der":  der,
 			"jwks": jwks,
 		} {
-			hs := rawJWS(t, map[string]any{"alg": "HS256", "typ": "at+jwt", "kid": m.keys.kid}, claims, func(in string) []byte {
+			hs := rawJWS(t, map[string]any{"alg": "HS256", "typ": "at+jwt", "kid": m.keys.loaded().kid}, claims, func(in string) []byte {
 				mac := hmac.New(sha256.New, secret)
 				mac.Write([]byte(in))
 				return mac.Sum(nil)
@@ -398,7 +398,7 @@ func TestGate(t *testing.T) {
 		// its token relabelled with our kid
 		seg := segments(t, other.at(t, "alice@example.com", nil))
 		h := jwtHeader(t, strings.Join(seg, "."))
-		h["kid"] = m.keys.kid
+		h["kid"] = m.keys.loaded().kid
 		hb, _ := json.Marshal(h)
 		wantRefused(t, tc.gate(t, gateReq{path: "/who/", bearer: base64.RawURLEncoding.EncodeToString(hb) + "." + seg[1] + "." + seg[2]}), true)
 	})
@@ -482,7 +482,7 @@ func TestGateKeys(t *testing.T) {
 	dir := t.TempDir()
 	storage := filepath.Join(dir, "storage")
 	outside := newMinter(t, filepath.Join(dir, "outside"), "EdDSA", "")
-	pubDER, err := x509.MarshalPKIXPublicKey(outside.keys.public.Keys[0].Key)
+	pubDER, err := x509.MarshalPKIXPublicKey(outside.keys.loaded().public.Keys[0].Key)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -538,7 +538,7 @@ func TestParseVerificationKey(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		der, err := x509.MarshalPKIXPublicKey(sk.public.Keys[0].Key)
+		der, err := x509.MarshalPKIXPublicKey(sk.loaded().public.Keys[0].Key)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -551,8 +551,8 @@ func TestParseVerificationKey(t *testing.T) {
 				t.Errorf("%s %s: %v", alg, name, err)
 				continue
 			}
-			if jwk.KeyID != sk.kid || jwk.Algorithm != alg || jwk.IsPublic() != true {
-				t.Errorf("%s %s: kid %s alg %s public %t, want kid %s", alg, name, jwk.KeyID, jwk.Algorithm, jwk.IsPublic(), sk.kid)
+			if jwk.KeyID != sk.loaded().kid || jwk.Algorithm != alg || jwk.IsPublic() != true {
+				t.Errorf("%s %s: kid %s alg %s public %t, want kid %s", alg, name, jwk.KeyID, jwk.Algorithm, jwk.IsPublic(), sk.loaded().kid)
 			}
 		}
 	}

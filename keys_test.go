@@ -37,19 +37,19 @@ func TestJWKSDeterministic(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if n := len(first.public.Keys); n != 3 {
+	if n := len(first.loaded().public.Keys); n != 3 {
 		t.Fatalf("JWKS has %d keys, want 3", n)
 	}
-	if first.public.Keys[0].KeyID != first.kid {
-		t.Errorf("first JWKS key %q is not the current key %q", first.public.Keys[0].KeyID, first.kid)
+	if first.loaded().public.Keys[0].KeyID != first.loaded().kid {
+		t.Errorf("first JWKS key %q is not the current key %q", first.loaded().public.Keys[0].KeyID, first.loaded().kid)
 	}
 	for i := range 20 {
 		again, err := loadSigningKeys(ctx, st, "RS256", "")
 		if err != nil {
 			t.Fatal(err)
 		}
-		if again.kid != first.kid || !bytes.Equal(again.jwksJSON, first.jwksJSON) {
-			t.Fatalf("load %d: JWKS differs:\n%s\n%s", i, first.jwksJSON, again.jwksJSON)
+		if again.loaded().kid != first.loaded().kid || !bytes.Equal(again.loaded().jwksJSON, first.loaded().jwksJSON) {
+			t.Fatalf("load %d: JWKS differs:\n%s\n%s", i, first.loaded().jwksJSON, again.loaded().jwksJSON)
 		}
 	}
 }
@@ -134,14 +134,14 @@ func TestKeyFileFormats(t *testing.T) {
 				t.Fatalf("loading %s: %v", k.name, err)
 			}
 			want := thumbprint(t, k.key.Public())
-			if sk.kid != want {
-				t.Errorf("kid %q, want the file key's thumbprint %q", sk.kid, want)
+			if sk.loaded().kid != want {
+				t.Errorf("kid %q, want the file key's thumbprint %q", sk.loaded().kid, want)
 			}
-			if len(sk.public.Keys) != 1 || sk.public.Keys[0].KeyID != want || !sk.public.Keys[0].IsPublic() {
-				t.Fatalf("JWKS %s, want the file key alone", sk.jwksJSON)
+			if len(sk.loaded().public.Keys) != 1 || sk.loaded().public.Keys[0].KeyID != want || !sk.loaded().public.Keys[0].IsPublic() {
+				t.Fatalf("JWKS %s, want the file key alone", sk.loaded().jwksJSON)
 			}
-			if !bytes.Contains(sk.jwksJSON, []byte(`"alg":"`+k.alg+`"`)) || bytes.Contains(sk.jwksJSON, []byte(`"d":`)) {
-				t.Errorf("JWKS %s: want alg %s and no private part", sk.jwksJSON, k.alg)
+			if !bytes.Contains(sk.loaded().jwksJSON, []byte(`"alg":"`+k.alg+`"`)) || bytes.Contains(sk.loaded().jwksJSON, []byte(`"d":`)) {
+				t.Errorf("JWKS %s: want alg %s and no private part", sk.loaded().jwksJSON, k.alg)
 			}
 			jws, err := sk.idSigner.Sign([]byte(`{"sub":"x"}`))
 			if err != nil {

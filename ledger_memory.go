@@ -89,12 +89,6 @@ func (l *memoryLedger) sweep() {
 	l.mu.Unlock()
 }
 
-func (l *memoryLedger) len() int {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return len(l.used)
-}
-
 // Destruct stops the sweeper when the last config using the ledger is gone,
 // and waits for it, so nothing of the ledger runs after its config's Cleanup.
 func (l *memoryLedger) Destruct() error {

@@ -24,7 +24,7 @@ func TestMintClaims(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			pub := h.keys.public.Keys[0]
+			pub := h.keys.loaded().public.Keys[0]
 			var (
 				std jwt.Claims
 				id  map[string]any
@@ -38,8 +38,8 @@ func TestMintClaims(t *testing.T) {
 				if got := parsed.Headers[0].ExtraHeaders[jose.HeaderType]; got != typ {
 					t.Errorf("typ = %v, want %s", got, typ)
 				}
-				if parsed.Headers[0].KeyID != h.keys.kid {
-					t.Errorf("kid = %q, want %q", parsed.Headers[0].KeyID, h.keys.kid)
+				if parsed.Headers[0].KeyID != h.keys.loaded().kid {
+					t.Errorf("kid = %q, want %q", parsed.Headers[0].KeyID, h.keys.loaded().kid)
 				}
 				if err := parsed.Claims(pub.Key, out...); err != nil {
 					t.Fatalf("%s: %v", typ, err)

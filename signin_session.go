@@ -111,15 +111,9 @@ var errSessionClaims = errors.New("session: sub and email differ or are empty")
 // the gate's default, so the page and the gate end a session together.
 const sessionLeeway = DefaultGateLeeway
 
-// verifySession returns the address a session cookie proves: signed by one
-// of the published keys (found by kid), typ session+jwt, the expected issuer,
-// the session audience, and not expired.
-func (k *signingKeys) verifySession(token, issuer string, t time.Time) (string, error) {
-	std, err := k.verifySessionClaims(token, issuer, t)
-	return std.Subject, err
-}
-
-// verifySessionClaims is verifySession returning the session's claims.
+// verifySessionClaims verifies a session cookie: signed by one of the
+// published keys (found by kid), typ session+jwt, the expected issuer, the
+// session audience, and not expired; it returns the session's claims.
 func (k *signingKeys) verifySessionClaims(token, issuer string, t time.Time) (jwt.Claims, error) {
 	var extra sessionClaims
 	std, err := parseVerified(token, "session+jwt", k.lookup, &extra)

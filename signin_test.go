@@ -196,7 +196,7 @@ func TestSessionToken(t *testing.T) {
 	var claims map[string]any
 	mustB64JSON(t, parts[0], &hdr)
 	mustB64JSON(t, parts[1], &claims)
-	if hdr["typ"] != "session+jwt" || hdr["kid"] != h.keys.kid || hdr["alg"] != "ES256" {
+	if hdr["typ"] != "session+jwt" || hdr["kid"] != h.keys.loaded().kid || hdr["alg"] != "ES256" {
 		t.Errorf("header = %v", hdr)
 	}
 	aud, _ := claims["aud"].([]any)

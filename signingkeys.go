@@ -26,8 +26,8 @@ import (
 // request of a signed-in browser while it is signed once per sign-in, and an
 // RS256 verification costs less than an ES256 one (72 against 115 µs of CPU,
 // BENCHMARKS.md). The signers are live: each signs with the current key of its
-// algorithm, so they outlast rotations. kid, atKid, public and jwksJSON
-// describe the keys as loaded; jwks() and lookup give the current ones.
+// algorithm, so they outlast rotations; jwks() and lookup give the current
+// keys.
 // The JWKS lists the current keys first (the id_token's, then the access
 // token's), then the other published keys of those algorithms (replaced
 // ones until their tokens have expired, new ones before they sign), then
@@ -35,11 +35,8 @@ import (
 // before an algorithm change keep verifying.
 type signingKeys struct {
 	alg, atAlg jose.SignatureAlgorithm
-	kid, atKid string
 	idSigner   jose.Signer // typ JWT, alg
 	atSigner   jose.Signer // typ at+jwt (RFC 9068), atAlg
-	public     jose.JSONWebKeySet
-	jwksJSON   []byte
 
 	// sessSigner signs the sign-in page's session cookie (typ session+jwt,
 	// alg): its own typ keeps a session from passing as an access token,
@@ -167,14 +164,9 @@ func openKeys(ctx context.Context, storage certmagic.Storage, o keyOptions) (*si
 	if err := r.read(ctx, fileKeys, false); err != nil {
 		return nil, err
 	}
-	v := r.view.Load()
 	sk := &signingKeys{
 		alg:        jose.SignatureAlgorithm(o.alg),
 		atAlg:      jose.SignatureAlgorithm(o.atAlg),
-		kid:        v.kid,
-		atKid:      v.atKid,
-		public:     v.public,
-		jwksJSON:   v.jwksJSON,
 		idSigner:   liveSigner{r, claims.TypID},
 		atSigner:   liveSigner{r, claims.TypAccess},
 		sessSigner: liveSigner{r, claims.TypSession},

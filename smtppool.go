@@ -191,13 +191,6 @@ func (p *smtpPool) close() {
 	wg.Wait()
 }
 
-// len is the number of idle connections.
-func (p *smtpPool) len() int {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return len(p.idle)
-}
-
 // connSlot receives the connection of one delivery from trackingDial.
 // go-mail v0.8.1 does not close the connection when the dial phase fails
 // after the greeting (EHLO refused, STARTTLS missing under TLSMandatory, TLS
