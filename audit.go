@@ -82,17 +82,6 @@ func (a auditLog) address(addr string) string {
 	return p.masked()
 }
 
-// auditLog is the handler's audit trail outside the sign-in page (RFC 7009
-// revocations): it masks the address unless the sign-in page is configured
-// with audit_log_address full, the one place an operator states the policy.
-func (h *Handler) auditLog() auditLog {
-	mode := auditAddressMasked
-	if h.SignIn != nil {
-		mode = h.SignIn.AuditLogAddress
-	}
-	return newAuditLog(h.logger, mode)
-}
-
 // requestRoute is the route of a request for an audit line: host and path,
 // never the query.
 func requestRoute(r *http.Request) string {
