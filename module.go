@@ -135,6 +135,7 @@ type Handler struct {
 	scopes    []string
 	revoked   *revocationList
 	revKey    string
+	audit     auditLog // the sign-in page's and RFC 7009 revocation's
 }
 
 // CaddyModule returns the Caddy module information.
@@ -206,12 +207,16 @@ func (h *Handler) provision(ctx context.Context, storage certmagic.Storage, reg 
 	if h.revoked, h.revKey, err = openRevocations(storage, h.logger, 0); err != nil {
 		return err
 	}
+	// audit_log_address is set in the signin block, the one place an
+	// operator states the policy; without a sign-in page addresses are masked.
+	h.audit = newAuditLog(h.logger, auditAddressMasked)
 	if h.SignIn != nil {
 		if err := h.SignIn.provision(h.clients, o.tmpl.locales()); err != nil {
 			return err
 		}
+		h.audit = newAuditLog(h.logger, h.SignIn.AuditLogAddress)
 		h.signIn = &signIn{cfg: h.SignIn, core: o, keys: h.keys, logger: h.logger, issuer: h.issuer,
-			revoked: h.revoked, audit: newAuditLog(h.logger, h.SignIn.AuditLogAddress)}
+			revoked: h.revoked, audit: h.audit}
 	}
 	return nil
 }

@@ -33,21 +33,10 @@ func (h *Handler) serveRevoke(w http.ResponseWriter, r *http.Request) {
 			writeError(w, errUnavailable("the revocation could not be stored", 5*time.Second))
 			return
 		}
-		h.auditLog().write(auditRevocation, requestRoute(r), at.addr.String(), "rfc7009", zap.String("client", c.ID))
+		h.audit.write(auditRevocation, requestRoute(r), at.addr.String(), "rfc7009", zap.String("client", c.ID))
 	}
 	h.logTokenCall("revocation", c.ID, err)
 	w.Header().Set("Cache-Control", "no-store")
 	w.Header().Set("Pragma", "no-cache")
 	w.WriteHeader(http.StatusOK)
-}
-
-// auditLog is the handler's audit trail outside the sign-in page (RFC 7009
-// revocations): it masks the address unless the sign-in page is configured
-// with audit_log_address full, the one place an operator states the policy.
-func (h *Handler) auditLog() auditLog {
-	mode := auditAddressMasked
-	if h.SignIn != nil {
-		mode = h.SignIn.AuditLogAddress
-	}
-	return newAuditLog(h.logger, mode)
 }

@@ -302,5 +302,4 @@ func TestSignInCaddyfileDefaults(t *testing.T) {
 			t.Errorf("%q: got %+v", c.block, got)
 		}
 	}
-
 }
